@@ -1,0 +1,48 @@
+# The two commands a newcomer needs: `make up` (everything running) and `make test` (the suite).
+# Downloads go to FD_CACHE_DIR (default ~/.cache/flightdelay), never into the clone.
+SHELL := /bin/bash
+export FD_CACHE_DIR ?= $(HOME)/.cache/flightdelay
+VENV := $(FD_CACHE_DIR)/venv
+PY := $(VENV)/bin/python
+REQS_HASH := $(shell cat requirements.txt constraints.txt | sha256sum | cut -c1-12)
+VENV_STAMP := $(VENV)/.installed-$(REQS_HASH)
+SERVICES ?=
+PYTEST_ARGS ?=
+
+.PHONY: help venv install up down status test test-unit train bench clean-state
+
+help:
+	@echo "make up       install what is missing, start every server and the platform"
+	@echo "make down     stop what 'make up' started"
+	@echo "make status   one line per service: up/down, port, pid, log"
+	@echo "make test     the whole test suite (starts and stops the servers it needs)"
+	@echo "make test-unit  only the fast tests that need no server"
+	@echo "SERVICES='kafka mongo' limits up/down/status to some servers"
+
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): requirements.txt constraints.txt
+	@echo "[venv] installing Python dependencies into $(VENV) (first run: ~2 min)"
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip
+	@$(PY) -m pip install --progress-bar off -r requirements.txt -c constraints.txt | grep -vE '^(Requirement already satisfied|  )' || true
+	@$(PY) -c "import pyspark, mlflow, confluent_kafka, pymongo, cassandra, hdfs, flask" 
+	@rm -f $(VENV)/.installed-* && touch $@
+
+install: venv
+	$(PY) -m infra install $(SERVICES)
+
+up: venv
+	$(PY) -m infra up $(SERVICES)
+
+down:
+	@if [ -x $(PY) ]; then $(PY) -m infra down $(SERVICES); else echo "nothing to stop (no virtualenv yet)"; fi
+
+status: venv
+	@$(PY) -m infra status $(SERVICES)
+
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: venv
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

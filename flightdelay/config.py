@@ -1,0 +1,134 @@
+"""Every host, port, topic and path of the platform, from environment variables.
+
+Each setting is read from ``FD_<NAME>`` (for example ``FD_KAFKA_PORT``) and has one documented
+default. ``python -m flightdelay.config`` prints the table of settings, their variables and
+their current values. Nothing here does I/O at import time; the module needs only the standard
+library so the launcher can use it before any dependency is installed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "FD_"
+
+
+def _setting(default, doc: str):
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Where things live
+    cache_dir: str = _setting(str(Path.home() / ".cache" / "flightdelay"),
+                              "downloads: virtualenv, jars, built binaries (outside the clone)")
+    state_dir: str = _setting(str(REPO_ROOT / ".run"),
+                              "runtime state: data, logs and pid files of the local servers")
+    host: str = _setting("127.0.0.1", "address every local server binds to")
+    java17_home: str = _setting("/usr/lib/jvm/java-17-openjdk-amd64", "JDK for Kafka, HDFS, Cassandra, Spark")
+
+    # Kafka
+    kafka_port: int = _setting(9092, "Kafka broker listener")
+    kafka_controller_port: int = _setting(9093, "Kafka KRaft controller listener")
+    request_topic: str = _setting("flight-delay-ml-request", "topic of prediction requests")
+    response_topic: str = _setting("flight-delay-ml-response", "topic of predictions")
+    dlq_topic: str = _setting("flight-delay-ml-dlq", "dead-letter topic for malformed requests")
+    topic_partitions: int = _setting(2, "partitions of each platform topic")
+
+    # HDFS
+    hdfs_rpc_port: int = _setting(8020, "HDFS NameNode RPC")
+    hdfs_http_port: int = _setting(9870, "HDFS NameNode HTTP / WebHDFS")
+    hdfs_user: str = _setting("root", "user for WebHDFS calls")
+    prediction_archive_path: str = _setting("/user/spark/prediction", "HDFS parquet archive of predictions")
+
+    # Cassandra
+    cassandra_port: int = _setting(9042, "Cassandra CQL native transport")
+    cassandra_storage_port: int = _setting(7000, "Cassandra inter-node storage port")
+    cassandra_jmx_port: int = _setting(7199, "Cassandra JMX (local only)")
+    cassandra_keyspace: str = _setting("flight_delay", "Cassandra keyspace of the platform")
+
+    # MongoDB wire (FerretDB)
+    mongo_port: int = _setting(27017, "MongoDB wire protocol (FerretDB)")
+    mongo_database: str = _setting("agile_data_science", "MongoDB database")
+    mongo_collection: str = _setting("flight_delay_ml_response", "MongoDB collection of predictions")
+
+    # MLflow
+    mlflow_port: int = _setting(5000, "MLflow tracking server and model registry")
+    model_name: str = _setting("flight_delay_rf", "registered model name")
+    model_alias: str = _setting("champion", "registry alias the streaming job serves")
+
+    # Platform processes
+    webapp_port: int = _setting(5001, "Flask web app")
+    spark_ui_port: int = _setting(4040, "Spark UI of the streaming job")
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.host}:{self.kafka_port}"
+
+    @property
+    def hdfs_url(self) -> str:
+        return f"hdfs://{self.host}:{self.hdfs_rpc_port}"
+
+    @property
+    def webhdfs_url(self) -> str:
+        return f"http://{self.host}:{self.hdfs_http_port}"
+
+    @property
+    def mongo_uri(self) -> str:
+        return f"mongodb://{self.host}:{self.mongo_port}/?directConnection=true"
+
+    @property
+    def mlflow_uri(self) -> str:
+        return f"http://{self.host}:{self.mlflow_port}"
+
+    @property
+    def platform_topics(self) -> tuple[str, ...]:
+        return (self.request_topic, self.response_topic, self.dlq_topic)
+
+    @property
+    def cache(self) -> Path:
+        return Path(self.cache_dir)
+
+    @property
+    def state(self) -> Path:
+        return Path(self.state_dir)
+
+
+def env_name(field_name: str) -> str:
+    return ENV_PREFIX + field_name.upper()
+
+
+def load_settings(environ: dict[str, str] | None = None, **overrides) -> Settings:
+    """Build Settings from ``environ`` (default: os.environ); keyword overrides win."""
+    environ = os.environ if environ is None else environ
+    values = {}
+    for f in dataclasses.fields(Settings):
+        raw = environ.get(env_name(f.name))
+        if raw is None:
+            continue
+        values[f.name] = _parse(f, raw)
+    values.update(overrides)
+    return Settings(**values)
+
+
+def _parse(f: dataclasses.Field, raw: str):
+    if f.type in ("int", int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"{env_name(f.name)}={raw!r} is not an integer") from None
+    return raw
+
+
+def describe(settings: Settings) -> str:
+    rows = [f"{'variable':<30} {'value':<45} meaning"]
+    for f in dataclasses.fields(Settings):
+        rows.append(f"{env_name(f.name):<30} {str(getattr(settings, f.name)):<45} {f.metadata['doc']}")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(describe(load_settings()))

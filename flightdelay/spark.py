@@ -1,0 +1,51 @@
+"""The one way the project builds a SparkSession (training, streaming job, tests).
+
+It hands Spark the Kafka connector jars that the launcher resolved into the cache, keeps every
+port on loopback and sizes Spark for a 2-core machine. Import pyspark lazily so that importing
+this module stays cheap for components that never start Spark.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flightdelay.config import Settings
+
+
+def kafka_connector_jars(s: Settings) -> list[str]:
+    lib = s.cache / "spark-kafka" / "lib"
+    return sorted(str(p) for p in lib.glob("*.jar"))
+
+
+def get_spark(s: Settings, app_name: str, *, ui: bool = False, extra: dict[str, str] | None = None):
+    """Return the process's SparkSession, creating it with the project's configuration.
+
+    ``spark.jars`` is only read when the first SparkContext of a process starts, so every
+    component must come through here rather than ``SparkSession.builder`` directly.
+    """
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("JAVA_HOME", s.java17_home)
+    os.environ.setdefault("PYSPARK_PYTHON", os.sys.executable)
+    conf = {
+        "spark.master": os.environ.get("FD_SPARK_MASTER", "local[2]"),
+        "spark.driver.host": s.host,
+        "spark.driver.bindAddress": s.host,
+        "spark.ui.enabled": "true" if ui else "false",
+        "spark.ui.port": str(s.spark_ui_port),
+        "spark.sql.shuffle.partitions": "2",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.driver.memory": os.environ.get("FD_SPARK_DRIVER_MEMORY", "2g"),
+        "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -Dio.netty.tryReflectionSetAccessible=true",
+        "spark.hadoop.dfs.replication": "1",
+        "spark.hadoop.dfs.client.block.write.replace-datanode-on-failure.policy": "NEVER",
+        "spark.log.level": "WARN",
+    }
+    jars = kafka_connector_jars(s)
+    if jars:
+        conf["spark.jars"] = ",".join(jars)
+    conf.update(extra or {})
+    builder = SparkSession.builder.appName(app_name)
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()

@@ -1,0 +1,159 @@
+"""The local stack launcher: install, start, probe, stop every server on loopback.
+
+Usage:
+    python -m infra up [SERVICE ...]      install what is missing, start servers, create topics etc.
+    python -m infra down [SERVICE ...]    stop the servers this launcher started (by pid)
+    python -m infra status                one line per service: up/down, port, pid, log
+    python -m infra install [SERVICE ...] only fetch into the cache
+
+Without SERVICE names every server is meant. State (data, logs, pid files) lives in FD_STATE_DIR,
+downloads in FD_CACHE_DIR; see ``python -m flightdelay.config``.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from flightdelay.config import Settings, load_settings
+from infra.process import StackError, alive, read_tracked, spawn, tail, terminate
+from infra.services import all_services, by_name
+from infra.services.base import Service
+from infra.services.spark_connector import install_spark_connector
+
+log = logging.getLogger(__name__)
+
+
+def workdir(s: Settings, svc: Service) -> Path:
+    return s.state / svc.name
+
+
+def pid_file(s: Settings, svc: Service) -> Path:
+    return workdir(s, svc) / "pid.json"
+
+
+def log_file(s: Settings, svc: Service) -> Path:
+    return s.state / "logs" / f"{svc.name}.log"
+
+
+def is_up(s: Settings, svc: Service) -> bool:
+    return alive(read_tracked(pid_file(s, svc)))
+
+
+def probe_ok(s: Settings, svc: Service) -> bool:
+    try:
+        svc.probe(s)
+        return True
+    except Exception:  # any failure of a probe just means "not ready yet"
+        return False
+
+
+def start(s: Settings, svc: Service) -> bool:
+    """Start ``svc`` unless it already runs; return True if this call started it."""
+    wd = workdir(s, svc)
+    wd.mkdir(parents=True, exist_ok=True)
+    tracked = read_tracked(pid_file(s, svc))
+    if alive(tracked):
+        wait_ready(s, svc, tracked)
+        print(f"[{svc.name}] already up (pid {tracked.pid}) at {svc.url(s)}", flush=True)
+        return False
+    if probe_ok(s, svc):
+        raise StackError(f"{svc.name}: something not started by this launcher already answers on "
+                         f"{svc.url(s)}; stop it or choose another port (python -m flightdelay.config)")
+    svc.install(s)
+    svc.prepare(s, wd)
+    began = time.monotonic()
+    tracked = spawn(svc.command(s, wd), cwd=wd, log_file=log_file(s, svc), pid_file=pid_file(s, svc),
+                    env=svc.env(s))
+    print(f"[{svc.name}] starting (pid {tracked.pid}), log {log_file(s, svc)}", flush=True)
+    wait_ready(s, svc, tracked)
+    svc.bootstrap(s)
+    print(f"[{svc.name}] up at {svc.url(s)} in {time.monotonic() - began:.1f} s", flush=True)
+    return True
+
+
+def wait_ready(s: Settings, svc: Service, tracked) -> None:
+    began = time.monotonic()
+    next_note = began + 15
+    last_error = "no answer yet"
+    while True:
+        try:
+            svc.probe(s)
+            return
+        except Exception as exc:  # the probe's failure is the information we report
+            last_error = f"{type(exc).__name__}: {exc}"
+        if not alive(tracked):
+            raise StackError(f"{svc.name} exited during start-up; see {log_file(s, svc)}\n"
+                             f"--- last lines of the log ---\n{tail(log_file(s, svc))}")
+        now = time.monotonic()
+        if now - began > svc.start_timeout:
+            raise StackError(f"{svc.name} not ready after {svc.start_timeout:.0f} s ({last_error}); "
+                             f"see {log_file(s, svc)}\n--- last lines of the log ---\n{tail(log_file(s, svc))}")
+        if now > next_note:
+            print(f"[{svc.name}] still starting ({now - began:.0f} s)...", flush=True)
+            next_note = now + 15
+        time.sleep(0.5)
+
+
+def stop(s: Settings, svc: Service) -> bool:
+    tracked = read_tracked(pid_file(s, svc))
+    if not alive(tracked):
+        pid_file(s, svc).unlink(missing_ok=True)
+        return False
+    print(f"[{svc.name}] stopping pid {tracked.pid}", flush=True)
+    terminate(tracked, grace=svc.stop_grace)
+    pid_file(s, svc).unlink(missing_ok=True)
+    return True
+
+
+def status_line(s: Settings, svc: Service) -> str:
+    tracked = read_tracked(pid_file(s, svc))
+    running = alive(tracked)
+    state = "up" if running and probe_ok(s, svc) else ("starting" if running else "down")
+    pid = str(tracked.pid) if running else "-"
+    return f"{svc.name:<12} {state:<9} port {svc.port(s):<6} pid {pid:<8} log {log_file(s, svc)}"
+
+
+def up(s: Settings, services: list[Service]) -> list[Service]:
+    """Start ``services`` in order; return those this call started (for a matching teardown)."""
+    started = []
+    for svc in services:
+        if start(s, svc):
+            started.append(svc)
+    return started
+
+
+def down(s: Settings, services: list[Service]) -> None:
+    stopped = [svc.name for svc in reversed(services) if stop(s, svc)]
+    print(f"stopped: {', '.join(stopped)}" if stopped else "nothing to stop", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra", description=__doc__.split("\n")[0])
+    parser.add_argument("action", choices=["up", "down", "status", "install"])
+    parser.add_argument("services", nargs="*")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    s = load_settings()
+    services = by_name(args.services) if args.services else all_services()
+    try:
+        if args.action == "up":
+            began = time.monotonic()
+            install_spark_connector(s)
+            up(s, services)
+            print(f"stack up in {time.monotonic() - began:.1f} s", flush=True)
+        elif args.action == "down":
+            down(s, services)
+        elif args.action == "install":
+            install_spark_connector(s)
+            for svc in services:
+                svc.install(s)
+        else:
+            for svc in services:
+                print(status_line(s, svc))
+    except StackError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr, flush=True)
+        return 1
+    return 0

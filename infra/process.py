@@ -1,0 +1,106 @@
+"""Starting, probing and stopping one server process, tracked by a pid file.
+
+A service is identified by its pid *and* the process start time, so a recycled pid is never
+mistaken for a server we started, and `down` only ever signals processes this launcher started.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class StackError(RuntimeError):
+    """A server could not be installed, started or reached; the message names service and log."""
+
+
+@dataclass(frozen=True)
+class Tracked:
+    pid: int
+    started: str  # /proc/<pid>/stat start time, guards against pid reuse
+
+
+def proc_start_time(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Field 22 counted after the parenthesised command name, which may contain spaces.
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def read_tracked(pid_file: Path) -> Tracked | None:
+    try:
+        data = json.loads(pid_file.read_text())
+        return Tracked(int(data["pid"]), str(data["started"]))
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def alive(tracked: Tracked | None) -> bool:
+    return tracked is not None and proc_start_time(tracked.pid) == tracked.started and not _zombie(tracked.pid)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def spawn(cmd: list[str], *, cwd: Path, log_file: Path, pid_file: Path, env: dict[str, str]) -> Tracked:
+    """Start ``cmd`` in its own session (so it outlives us and can be stopped as a group)."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "ab") as out:
+        out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(cmd)}\n".encode())
+        out.flush()
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+    started = proc_start_time(proc.pid) or "?"
+    tracked = Tracked(proc.pid, started)
+    pid_file.write_text(json.dumps({"pid": tracked.pid, "started": tracked.started, "cmd": cmd[:3]}))
+    return tracked
+
+
+def terminate(tracked: Tracked, *, grace: float = 30.0) -> None:
+    """SIGTERM the process group we started, then SIGKILL whatever is left after ``grace``."""
+    if not alive(tracked):
+        return
+    _signal_group(tracked.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not alive(tracked):
+            _reap(tracked.pid)
+            return
+        time.sleep(0.2)
+    log.warning("pid %s did not stop after %.0f s, sending SIGKILL", tracked.pid, grace)
+    _signal_group(tracked.pid, signal.SIGKILL)
+    _reap(tracked.pid)
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)  # spawn() made pid the leader of its own session and group
+    except ProcessLookupError:
+        pass
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log yet)"

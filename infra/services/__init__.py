@@ -1,0 +1,28 @@
+"""One module per server. ``all_services()`` lists them in start order."""
+from __future__ import annotations
+
+import importlib
+
+from infra.services.base import Service
+
+# name -> "module:Class", in start order (cheap servers first so failures surface early).
+REGISTRY = {
+    "kafka": "infra.services.kafka:Kafka",
+    "mlflow": "infra.services.mlflow_server:MLflowServer",
+}
+
+
+def _load(spec: str) -> Service:
+    module, cls = spec.split(":")
+    return getattr(importlib.import_module(module), cls)()
+
+
+def all_services() -> list[Service]:
+    return [_load(spec) for spec in REGISTRY.values()]
+
+
+def by_name(names: list[str]) -> list[Service]:
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown:
+        raise SystemExit(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(REGISTRY)}")
+    return [_load(REGISTRY[n]) for n in names]

@@ -1,0 +1,88 @@
+"""What every server module provides, and the fetch helpers they share."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from flightdelay.config import REPO_ROOT, Settings
+from infra.process import StackError
+
+log = logging.getLogger(__name__)
+
+MAVEN_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
+
+
+class Service:
+    """A server the platform needs. Subclasses fill in the hooks; the launcher drives them."""
+
+    name: str = ""
+    start_timeout: float = 120.0
+    stop_grace: float = 30.0
+
+    def port(self, s: Settings) -> int:
+        raise NotImplementedError
+
+    def url(self, s: Settings) -> str:
+        return f"{s.host}:{self.port(s)}"
+
+    def install(self, s: Settings) -> None:
+        """Fetch what the server needs into the cache; fast no-op when already there."""
+
+    def prepare(self, s: Settings, workdir: Path) -> None:
+        """Write config files / format storage in ``workdir`` before each start."""
+
+    def command(self, s: Settings, workdir: Path) -> list[str]:
+        raise NotImplementedError
+
+    def env(self, s: Settings) -> dict[str, str]:
+        return dict(os.environ)
+
+    def probe(self, s: Settings) -> None:
+        """Raise unless the server answers a real protocol request."""
+        raise NotImplementedError
+
+    def bootstrap(self, s: Settings) -> None:
+        """Create topics / keyspaces / collections the platform uses; idempotent."""
+
+
+def java(s: Settings) -> str:
+    return str(Path(s.java17_home) / "bin" / "java")
+
+
+def java_env(s: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env["JAVA_HOME"] = s.java17_home
+    return env
+
+
+def fingerprint(*paths: Path) -> str:
+    digest = hashlib.sha256()
+    for p in paths:
+        digest.update(p.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def maven_libs(pom: Path, dest: Path, name: str) -> Path:
+    """Resolve the runtime dependencies of ``pom`` into ``dest`` (once per pom content)."""
+    marker = dest / ".complete"
+    stamp = fingerprint(pom)
+    if marker.exists() and marker.read_text() == stamp:
+        return dest
+    if shutil.which("mvn") is None:
+        raise StackError(f"{name}: Maven (mvn) is needed to fetch jars from Maven Central; apt-get install maven")
+    print(f"[{name}] fetching jars from Maven Central into {dest} (first run only)...", flush=True)
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    cmd = ["mvn", "-B", "-q", "-f", str(pom), f"{MAVEN_DEPENDENCY_PLUGIN}:copy-dependencies",
+           "-DincludeScope=runtime", f"-DoutputDirectory={dest}"]
+    result = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise StackError(f"{name}: Maven could not fetch the jars of {pom}:\n{result.stdout[-3000:]}{result.stderr[-2000:]}")
+    jars = list(dest.glob("*.jar"))
+    print(f"[{name}] {len(jars)} jars, {sum(j.stat().st_size for j in jars) / 1e6:.0f} MB", flush=True)
+    marker.write_text(stamp)
+    return dest

@@ -1,0 +1,35 @@
+"""MLflow tracking server + model registry: SQLite backend store, local artifact store."""
+from __future__ import annotations
+
+import sys
+import urllib.request
+from pathlib import Path
+
+from flightdelay.config import Settings
+from infra.process import StackError
+from infra.services.base import Service
+
+
+class MLflowServer(Service):
+    name = "mlflow"
+    start_timeout = 120.0
+    stop_grace = 15.0
+
+    def port(self, s: Settings) -> int:
+        return s.mlflow_port
+
+    def url(self, s: Settings) -> str:
+        return s.mlflow_uri
+
+    def command(self, s: Settings, workdir: Path) -> list[str]:
+        (workdir / "artifacts").mkdir(exist_ok=True)
+        mlflow = Path(sys.executable).parent / "mlflow"
+        return [str(mlflow), "server",
+                "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
+                "--artifacts-destination", str(workdir / "artifacts"),
+                "--host", s.host, "--port", str(s.mlflow_port), "--workers", "1"]
+
+    def probe(self, s: Settings) -> None:
+        with urllib.request.urlopen(f"{s.mlflow_uri}/health", timeout=2) as resp:
+            if resp.status != 200:
+                raise StackError(f"/health answered {resp.status}")

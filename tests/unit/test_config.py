@@ -1,0 +1,30 @@
+import pytest
+
+from flightdelay.config import Settings, describe, env_name, load_settings
+
+
+def test_defaults_are_loopback_and_documented_ports():
+    s = load_settings(environ={})
+    assert s.host == "127.0.0.1"
+    assert s.kafka_bootstrap == "127.0.0.1:9092"
+    assert s.hdfs_url == "hdfs://127.0.0.1:8020"
+    assert s.webhdfs_url == "http://127.0.0.1:9870"
+    assert s.mlflow_uri == "http://127.0.0.1:5000"
+    assert s.platform_topics == ("flight-delay-ml-request", "flight-delay-ml-response", "flight-delay-ml-dlq")
+
+
+def test_environment_overrides_with_types():
+    s = load_settings(environ={"FD_KAFKA_PORT": "19092", "FD_REQUEST_TOPIC": "req"})
+    assert s.kafka_port == 19092 and s.kafka_bootstrap.endswith(":19092")
+    assert s.request_topic == "req"
+
+
+def test_bad_integer_names_the_variable():
+    with pytest.raises(ValueError, match="FD_MONGO_PORT"):
+        load_settings(environ={"FD_MONGO_PORT": "abc"})
+
+
+def test_every_setting_is_documented():
+    text = describe(Settings())
+    for name in Settings.__dataclass_fields__:
+        assert env_name(name) in text

@@ -1,0 +1,37 @@
+import subprocess
+import sys
+
+from infra.process import Tracked, alive, proc_start_time, read_tracked, spawn, terminate
+from infra.services.spark_connector import artifact_id
+
+
+def test_spawn_track_and_terminate_a_process_group(tmp_path):
+    pid_file = tmp_path / "pid.json"
+    tracked = spawn([sys.executable, "-c", "import time; time.sleep(60)"], cwd=tmp_path,
+                    log_file=tmp_path / "x.log", pid_file=pid_file, env={})
+    assert alive(tracked)
+    assert read_tracked(pid_file) == tracked
+    terminate(tracked, grace=5)
+    assert not alive(tracked)
+
+
+def test_recycled_pid_is_not_ours():
+    me = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert alive(Tracked(me.pid, proc_start_time(me.pid)))
+        assert not alive(Tracked(me.pid, "0"))
+    finally:
+        me.kill()
+        me.wait()
+
+
+def test_missing_or_garbled_pid_file(tmp_path):
+    assert read_tracked(tmp_path / "none.json") is None
+    (tmp_path / "bad.json").write_text("{not json")
+    assert read_tracked(tmp_path / "bad.json") is None
+
+
+def test_artifact_id_strips_versions():
+    assert artifact_id("kafka-clients-3.9.2.jar") == "kafka-clients"
+    assert artifact_id("spark-sql-kafka-0-10_2.13-4.2.0.jar") == "spark-sql-kafka-0-10_2.13"
+    assert artifact_id("hadoop-client-api-3.5.0.jar") == "hadoop-client-api"
