@@ -64,7 +64,7 @@ class Kafka(Service):
         conf.write_text(self.server_properties(s, workdir))
         if (workdir / "data" / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         print(f"[kafka] formatting KRaft storage (cluster id {cluster_id})", flush=True)
         cmd = [java(s), *JVM_OPTS, "-cp", f"{self.lib(s)}/*", "kafka.tools.StorageTool", "format",
                "-t", cluster_id, "-c", str(conf), "--ignore-formatted"]
@@ -89,6 +89,15 @@ class Kafka(Service):
 
     def bootstrap(self, s: Settings) -> None:
         ensure_topics(s, s.platform_topics)
+
+
+def new_cluster_id() -> str:
+    """Kafka's format: 16 random bytes, URL-safe base64 without padding. An id starting with
+    '-' would be read as an option by the storage tool's argument parser, so draw again."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def ensure_topics(s: Settings, topics, partitions: int | None = None) -> None:

@@ -35,3 +35,10 @@ def test_artifact_id_strips_versions():
     assert artifact_id("kafka-clients-3.9.2.jar") == "kafka-clients"
     assert artifact_id("spark-sql-kafka-0-10_2.13-4.2.0.jar") == "spark-sql-kafka-0-10_2.13"
     assert artifact_id("hadoop-client-api-3.5.0.jar") == "hadoop-client-api"
+
+
+def test_kafka_cluster_ids_never_look_like_options():
+    from infra.services.kafka import new_cluster_id
+
+    ids = [new_cluster_id() for _ in range(2000)]
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)
