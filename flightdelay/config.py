@@ -63,6 +63,8 @@ class Settings:
     # Platform processes
     webapp_port: int = _setting(5001, "Flask web app")
     spark_ui_port: int = _setting(4040, "Spark UI of the streaming job")
+    nifi_port: int = _setting(8080, "NiFi UI and REST API")
+    airflow_port: int = _setting(8081, "Airflow API server and UI")
 
     @property
     def kafka_bootstrap(self) -> str:

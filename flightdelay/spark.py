@@ -26,6 +26,7 @@ def get_spark(s: Settings, app_name: str, *, ui: bool = False, extra: dict[str, 
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("JAVA_HOME", s.java17_home)
+    os.environ.setdefault("SPARK_LOCAL_IP", s.host)
     os.environ.setdefault("PYSPARK_PYTHON", os.sys.executable)
     conf = {
         "spark.master": os.environ.get("FD_SPARK_MASTER", "local[2]"),
@@ -40,6 +41,8 @@ def get_spark(s: Settings, app_name: str, *, ui: bool = False, extra: dict[str, 
         "spark.hadoop.dfs.replication": "1",
         "spark.hadoop.dfs.client.block.write.replace-datanode-on-failure.policy": "NEVER",
         "spark.log.level": "WARN",
+        # base64() output in one line (dead-letter records carry the original bytes as base64).
+        "spark.sql.chunkBase64String.enabled": "false",
     }
     jars = kafka_connector_jars(s)
     if jars:

@@ -57,6 +57,7 @@ def start(s: Settings, svc: Service) -> bool:
     tracked = read_tracked(pid_file(s, svc))
     if alive(tracked):
         wait_ready(s, svc, tracked)
+        svc.bootstrap(s)  # idempotent: a newer schema or topic list applies without a restart
         print(f"[{svc.name}] already up (pid {tracked.pid}) at {svc.url(s)}", flush=True)
         return False
     if probe_ok(s, svc):

@@ -7,8 +7,11 @@ from infra.services.base import Service
 
 # name -> "module:Class", in start order (cheap servers first so failures surface early).
 REGISTRY = {
+    "mongo": "infra.services.mongo:Mongo",
     "kafka": "infra.services.kafka:Kafka",
     "mlflow": "infra.services.mlflow_server:MLflowServer",
+    "hdfs": "infra.services.hdfs:Hdfs",
+    "cassandra": "infra.services.cassandra:Cassandra",
 }
 
 

@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 from flightdelay.config import REPO_ROOT, Settings
+from flightdelay.health import check_kafka
 from infra.process import StackError
 from infra.services.base import Service, java, java_env, maven_libs
 
@@ -79,13 +80,7 @@ class Kafka(Service):
         return java_env(s)
 
     def probe(self, s: Settings) -> None:
-        from confluent_kafka.admin import AdminClient
-
-        admin = AdminClient({"bootstrap.servers": s.kafka_bootstrap, "log_level": 0,
-                             "logger": log, "socket.connection.setup.timeout.ms": 1000})
-        metadata = admin.list_topics(timeout=2)
-        if not metadata.brokers:
-            raise StackError("no broker in metadata")
+        check_kafka(s)
 
     def bootstrap(self, s: Settings) -> None:
         ensure_topics(s, s.platform_topics)

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import sys
-import urllib.request
 from pathlib import Path
 
 from flightdelay.config import Settings
-from infra.process import StackError
+from flightdelay.health import check_mlflow
 from infra.services.base import Service
 
 
@@ -30,6 +29,4 @@ class MLflowServer(Service):
                 "--host", s.host, "--port", str(s.mlflow_port), "--workers", "1"]
 
     def probe(self, s: Settings) -> None:
-        with urllib.request.urlopen(f"{s.mlflow_uri}/health", timeout=2) as resp:
-            if resp.status != 200:
-                raise StackError(f"/health answered {resp.status}")
+        check_mlflow(s)

@@ -1,0 +1,183 @@
+"""Apache Cassandra 5.0, one node on loopback, from the cassandra-all jars on Maven Central.
+
+The bin tarball is not served by Maven Central, so this runs what ``bin/cassandra -f`` would:
+``java <jvm17-server.options> -javaagent:jamm -cp lib/* org.apache.cassandra.service.CassandraDaemon``
+in the foreground, with a cassandra.yaml rendered from infra/cassandra/cassandra.yaml into the
+workdir (data, commitlog, hints, saved caches also live there, so data survives restarts).
+"""
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+from pathlib import Path
+from string import Template
+
+from flightdelay.clients import cassandra_session
+from flightdelay.config import REPO_ROOT, Settings
+from flightdelay.health import check_cassandra
+from infra.process import StackError
+from infra.services.base import Service, java, java_env, maven_libs
+
+log = logging.getLogger(__name__)
+
+CONF = REPO_ROOT / "infra" / "cassandra"
+MAIN_CLASS = "org.apache.cassandra.service.CassandraDaemon"
+
+# From Cassandra 5.0's conf/jvm-server.options and conf/jvm17-server.options, minus what does not
+# suit a small shared dev box: no -XX:+AlwaysPreTouch (it would fault in the whole heap at start),
+# no -XX:+UseNUMA, no heap dumps; plus a 1 GiB heap.
+JVM_OPTS = [
+    "-Xms1g", "-Xmx1g", "-Xss256k",
+    "-ea", "-da:net.openhft...",
+    "-XX:+UseThreadPriorities", "-XX:+UseTLAB", "-XX:+ResizeTLAB", "-XX:+PerfDisableSharedMem",
+    "-XX:+ExitOnOutOfMemoryError",
+    "-XX:+UseG1GC", "-XX:+ParallelRefProcEnabled", "-XX:MaxTenuringThreshold=1", "-XX:G1HeapRegionSize=16m",
+    "-XX:G1RSetUpdatingPauseTimePercent=5", "-XX:MaxGCPauseMillis=300", "-XX:InitiatingHeapOccupancyPercent=70",
+    "-Djava.net.preferIPv4Stack=true",
+    "-Djdk.attach.allowAttachSelf=true",
+    "--add-exports", "java.base/jdk.internal.misc=ALL-UNNAMED",
+    "--add-exports", "java.management.rmi/com.sun.jmx.remote.internal.rmi=ALL-UNNAMED",
+    "--add-exports", "java.rmi/sun.rmi.registry=ALL-UNNAMED",
+    "--add-exports", "java.rmi/sun.rmi.server=ALL-UNNAMED",
+    "--add-exports", "java.sql/java.sql=ALL-UNNAMED",
+    "--add-exports", "java.base/java.lang.ref=ALL-UNNAMED",
+    "--add-exports", "jdk.unsupported/sun.misc=ALL-UNNAMED",
+    "--add-exports", "jdk.compiler/com.sun.tools.javac.file=ALL-UNNAMED",
+    "--add-exports", "jdk.attach/sun.tools.attach=ALL-UNNAMED",
+    "--add-opens", "java.base/java.lang.module=ALL-UNNAMED",
+    "--add-opens", "java.base/jdk.internal.loader=ALL-UNNAMED",
+    "--add-opens", "java.base/jdk.internal.ref=ALL-UNNAMED",
+    "--add-opens", "java.base/jdk.internal.reflect=ALL-UNNAMED",
+    "--add-opens", "java.base/jdk.internal.math=ALL-UNNAMED",
+    "--add-opens", "java.base/jdk.internal.module=ALL-UNNAMED",
+    "--add-opens", "java.base/jdk.internal.util.jar=ALL-UNNAMED",
+    "--add-opens", "jdk.management/com.sun.management.internal=ALL-UNNAMED",
+    "--add-opens", "java.base/sun.nio.ch=ALL-UNNAMED",
+    "--add-opens", "java.base/java.io=ALL-UNNAMED",
+    "--add-opens", "java.base/java.lang.reflect=ALL-UNNAMED",
+    "--add-opens", "jdk.compiler/com.sun.tools.javac=ALL-UNNAMED",
+    "--add-opens", "java.base/java.lang=ALL-UNNAMED",
+    "--add-opens", "java.base/java.util=ALL-UNNAMED",
+    "-Dio.netty.tryReflectionSetAccessible=true",
+    "-Dio.netty.allocator.useCacheForAllThreads=true",
+    "-Dio.netty.allocator.maxOrder=11",
+    # Chronicle (audit log / full query log) would report usage to Google Analytics: never.
+    "-Dchronicle.analytics.disable=true",
+    # One node, nobody to gossip with: do not wait for gossip to settle at start, nor announce the
+    # shutdown to peers (2 s) at stop.
+    "-Dcassandra.skip_wait_for_gossip_to_settle=0",
+    "-Dcassandra.shutdown_announce_in_ms=0",
+    "-Dcassandra.superuser_setup_delay_ms=0",
+    "-Dcassandra-foreground=yes",
+]
+
+# Unquoted CQL names are folded to lower case; accept only names that stay as they are written.
+_IDENTIFIER = re.compile(r"[a-z][a-z0-9_]{0,47}")
+
+
+class Cassandra(Service):
+    name = "cassandra"
+    start_timeout = 180.0  # 15-25 s on 2 cores (first boot a few s more); more on a busy box
+    stop_grace = 60.0  # SIGTERM runs Cassandra's drain (flushes memtables); usually a few seconds
+
+    def port(self, s: Settings) -> int:
+        return s.cassandra_port
+
+    def lib(self, s: Settings) -> Path:
+        return s.cache / "cassandra" / "lib"
+
+    def install(self, s: Settings) -> None:
+        maven_libs(CONF / "pom.xml", self.lib(s), self.name)
+
+    def config_file(self, workdir: Path) -> Path:
+        return workdir / "conf" / "cassandra.yaml"
+
+    def prepare(self, s: Settings, workdir: Path) -> None:
+        for sub in ("conf", "data", "commitlog", "saved_caches", "hints", "cdc_raw", "triggers", "logs"):
+            (workdir / sub).mkdir(parents=True, exist_ok=True)
+        yaml = Template((CONF / "cassandra.yaml").read_text()).substitute(
+            host=s.host, storage_port=s.cassandra_storage_port, native_port=s.cassandra_port,
+            workdir=str(workdir.resolve()))
+        self.config_file(workdir).write_text(yaml)
+
+    def command(self, s: Settings, workdir: Path) -> list[str]:
+        lib = self.lib(s)
+        jamm = sorted(lib.glob("jamm-*.jar"))
+        if not jamm:
+            raise StackError(f"cassandra: no jamm-*.jar in {lib}; remove {lib} and run `python -m infra install cassandra`")
+        wd = workdir.resolve()
+        return [
+            *no_memory_lock(),
+            java(s), *JVM_OPTS,
+            f"-javaagent:{jamm[-1]}",
+            f"-XX:ErrorFile={wd / 'logs' / 'hs_err_pid%p.log'}",
+            f"-Dcassandra.config={self.config_file(wd).as_uri()}",
+            f"-Dcassandra.storagedir={wd}",
+            f"-Dcassandra.logdir={wd / 'logs'}",
+            f"-Dcassandra.triggers_dir={wd / 'triggers'}",
+            f"-Dlogback.configurationFile={CONF / 'logback.xml'}",
+            # Local-only JMX (for nodetool), bound to loopback by Cassandra itself.
+            f"-Dcassandra.jmx.local.port={s.cassandra_jmx_port}",
+            f"-Djava.rmi.server.hostname={s.host}",
+            "-cp", f"{lib}/*", MAIN_CLASS,
+        ]
+
+    def env(self, s: Settings) -> dict[str, str]:
+        return java_env(s)
+
+    def probe(self, s: Settings) -> None:
+        check_cassandra(s, timeout=3.0)
+
+    def bootstrap(self, s: Settings) -> None:
+        statements = schema_statements(s.cassandra_keyspace)
+        cluster, session = cassandra_session(s, timeout=10.0)
+        try:
+            for statement in statements:
+                session.execute(statement, timeout=60.0)
+            if not cluster.control_connection.wait_for_schema_agreement():
+                raise StackError("cassandra: schema did not reach agreement after applying schema.cql")
+        finally:
+            cluster.shutdown()
+        print(f"[cassandra] schema.cql applied to keyspace {s.cassandra_keyspace}", flush=True)
+
+
+def no_memory_lock() -> list[str]:
+    """A command prefix that keeps Cassandra from locking all its memory in RAM.
+
+    CassandraDaemon always calls mlockall(MCL_CURRENT). With CAP_IPC_LOCK (e.g. as root) that
+    succeeds and faults in the whole committed heap and every other mapping: about 1.5 GB RSS at
+    once and ~4 s more start-up on 2 cores. Without the capability the call fails with ENOMEM
+    (one warning in the log), exactly as it does for an ordinary user. ``setpriv`` (util-linux)
+    drops the capability (which needs CAP_SETPCAP) and then execs java, so the pid stays the
+    server's pid.
+    """
+    setpriv = shutil.which("setpriv")
+    caps = _effective_capabilities()
+    if setpriv is None or not (caps >> CAP_IPC_LOCK) & 1 or not (caps >> CAP_SETPCAP) & 1:
+        return []
+    return [setpriv, "--inh-caps=-ipc_lock", "--bounding-set=-ipc_lock", "--"]
+
+
+CAP_SETPCAP, CAP_IPC_LOCK = 8, 14  # linux/capability.h
+
+
+def _effective_capabilities() -> int:
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("CapEff:"):
+            return int(line.split()[1], 16)
+    return 0
+
+
+def schema_statements(keyspace: str) -> list[str]:
+    """The CQL statements of infra/cassandra/schema.cql for ``keyspace``, comments removed."""
+    if not _IDENTIFIER.fullmatch(keyspace):
+        raise StackError(f"cassandra: keyspace name {keyspace!r} is not a valid CQL identifier "
+                         "(lower-case letters, digits, underscore; at most 48 characters)")
+    text = Template((CONF / "schema.cql").read_text()).substitute(keyspace=keyspace)
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
+    return [stmt.strip() for stmt in "\n".join(lines).split(";") if stmt.strip()]

@@ -1,0 +1,186 @@
+"""MongoDB wire protocol server: FerretDB v1.24.2 embedded in a small Go wrapper, SQLite backend.
+
+The wrapper's source is ``infra/mongo`` (main.go, go.mod, go.sum); the binary is built with the
+local Go toolchain into ``<cache>/bin/ferretdb`` and rebuilt only when that source changes. Data:
+one ``<database>.sqlite`` file per database in ``<state>/mongo/data``.
+
+FerretDB v1 on SQLite only pushes a filter down to SQL when it is exactly ``{_id: <string>}``;
+every other find (and every sort but ``$natural``) decodes the whole collection and filters/sorts
+in memory, so secondary indexes cost write time but do not speed queries up. Keep history
+queries bounded and the collection modest. Even the ``_id`` pushdown misses FerretDB's own
+unique index (the SQL says ``_ferretdb_sjson->'$._id'``, the index ``_ferretdb_sjson->"_id"``),
+which makes every upsert / find / delete by ``_id`` a full table scan; bootstrap() therefore
+adds one SQLite expression index matching the query to the prediction collection's table
+(invisible to MongoDB clients, dropped with the collection).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+from flightdelay.clients import mongo_client
+from flightdelay.config import REPO_ROOT, Settings
+from flightdelay.health import check_mongo
+from infra.process import StackError
+from infra.services.base import Service, fingerprint
+
+log = logging.getLogger(__name__)
+
+SRC = REPO_ROOT / "infra" / "mongo"
+SOURCES = ("go.mod", "go.sum", "main.go")
+GO_FALLBACK = Path("/usr/local/go/bin/go")
+
+# Indexes of the prediction collection, as (key list, name); the history page filters on these
+# and sorts on requested_at, newest first. They keep the schema portable to a real MongoDB;
+# FerretDB v1/SQLite does not use them for queries (see above). It rejects partial
+# (partialFilterExpression), TTL (expireAfterSeconds) and text indexes.
+INDEXES: tuple[tuple[tuple[tuple[str, int], ...], str], ...] = (
+    ((("Route", 1),), "Route_1"),
+    ((("Carrier", 1),), "Carrier_1"),
+    ((("FlightDate", 1),), "FlightDate_1"),
+    ((("model_version", 1),), "model_version_1"),
+    ((("requested_at", -1),), "requested_at_-1"),
+    ((("Route", 1), ("FlightDate", 1)), "Route_1_FlightDate_1"),
+)
+
+
+def go_binary() -> str:
+    found = shutil.which("go") or (str(GO_FALLBACK) if GO_FALLBACK.exists() else None)
+    if found is None:
+        raise StackError("mongo: the Go toolchain (>= 1.24) is needed to build FerretDB; "
+                         "put `go` on PATH (e.g. /usr/local/go/bin)")
+    return found
+
+
+def binary(s: Settings) -> Path:
+    return s.cache / "bin" / "ferretdb"
+
+
+def build(s: Settings) -> Path:
+    """Build the wrapper into the cache unless a binary of the same source is already there."""
+    target = binary(s)
+    stamp_file = target.with_name("ferretdb.stamp")
+    stamp = fingerprint(*(SRC / name for name in SOURCES))
+    if target.exists() and stamp_file.exists() and stamp_file.read_text() == stamp:
+        return target
+    go = go_binary()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".ferretdb.{os.getpid()}.tmp")
+    env = dict(os.environ, CGO_ENABLED="0")  # modernc.org/sqlite is pure Go: static binary, no gcc
+    cmd = [go, "build", "-v", "-mod=readonly", "-trimpath", "-buildvcs=false", "-o", str(tmp), "."]
+    print(f"[mongo] building FerretDB wrapper {SRC} -> {target} "
+          "(a cold build compiles ~540 packages: 1.5-3 min on 2 cores)...", flush=True)
+    began = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=SRC, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, text=True)
+    packages, lines, next_note = 0, [], began + 10
+    assert proc.stdout is not None
+    for line in proc.stdout:  # `go build -v` names each package as it is compiled
+        line = line.rstrip()
+        lines.append(line)
+        if line.startswith("go: downloading"):
+            print(f"[mongo]   {line}", flush=True)
+        elif line and not line.startswith(("go:", "#", " ")):
+            packages += 1
+        if time.monotonic() > next_note:
+            print(f"[mongo]   {packages} packages compiled, {time.monotonic() - began:.0f} s (last: {line})",
+                  flush=True)
+            next_note = time.monotonic() + 10
+    if proc.wait() != 0:
+        tmp.unlink(missing_ok=True)
+        raise StackError(f"mongo: `{' '.join(cmd)}` failed in {SRC}:\n" + "\n".join(lines[-40:]))
+    tmp.replace(target)  # atomic: a running server keeps its old inode
+    stamp_file.write_text(stamp)
+    print(f"[mongo] built {target} ({target.stat().st_size / 1e6:.0f} MB, {packages} packages) "
+          f"in {time.monotonic() - began:.0f} s", flush=True)
+    return target
+
+
+def ensure_collection(s: Settings) -> None:
+    """Create the prediction collection and its indexes (idempotent)."""
+    from pymongo import IndexModel
+    from pymongo.errors import CollectionInvalid
+
+    with mongo_client(s) as c:
+        db = c[s.mongo_database]
+        if s.mongo_collection not in db.list_collection_names(filter={"name": s.mongo_collection}):
+            try:
+                db.create_collection(s.mongo_collection)
+                print(f"[mongo] created collection {s.mongo_database}.{s.mongo_collection}", flush=True)
+            except CollectionInvalid:  # created meanwhile by someone else
+                pass
+        coll = db[s.mongo_collection]
+        have = set(coll.index_information())
+        missing = [IndexModel(list(keys), name=name) for keys, name in INDEXES if name not in have]
+        if missing:
+            coll.create_indexes(missing)
+            print(f"[mongo] created indexes {', '.join(m.document['name'] for m in missing)}", flush=True)
+
+
+def data_dir(workdir: Path) -> Path:
+    return workdir / "data"
+
+
+def sqlite_file(s: Settings) -> Path:
+    """FerretDB's file of the platform database (the launcher's workdir is <state>/<name>)."""
+    return data_dir(s.state / Mongo.name) / f"{s.mongo_database}.sqlite"
+
+
+def ensure_id_lookup_index(s: Settings) -> None:
+    """Index the expression FerretDB's ``_id`` pushdown queries with (see module docstring).
+
+    Written straight into the SQLite file while the server runs (WAL mode allows a second
+    connection; FerretDB re-prepares its statements after the schema change). An optimisation
+    only: on failure it logs a warning and the server keeps working, just slower.
+    """
+    path = sqlite_file(s)
+    try:
+        con = sqlite3.connect(f"{path.as_uri()}?mode=rw", uri=True, timeout=10, isolation_level=None)
+    except sqlite3.Error as exc:
+        log.warning("mongo: cannot open %s to add the _id lookup index: %s", path, exc)
+        return
+    try:
+        row = con.execute("SELECT table_name FROM _ferretdb_collections WHERE name = ?",
+                          (s.mongo_collection,)).fetchone()
+        if row is None:
+            log.warning("mongo: no table for collection %s in %s", s.mongo_collection, path)
+            return
+        table = row[0].replace('"', '""')
+        con.execute(f'CREATE INDEX IF NOT EXISTS "{table}__flightdelay_id_lookup" '
+                    f"ON \"{table}\" (_ferretdb_sjson->'$._id')")
+    except sqlite3.Error as exc:
+        log.warning("mongo: could not add the _id lookup index to %s: %s", path, exc)
+    finally:
+        con.close()
+
+
+class Mongo(Service):
+    name = "mongo"
+    start_timeout = 30.0
+    stop_grace = 15.0
+
+    def port(self, s: Settings) -> int:
+        return s.mongo_port
+
+    def install(self, s: Settings) -> None:
+        build(s)
+
+    def prepare(self, s: Settings, workdir: Path) -> None:
+        data_dir(workdir).mkdir(parents=True, exist_ok=True)
+
+    def command(self, s: Settings, workdir: Path) -> list[str]:
+        host = f"[{s.host}]" if ":" in s.host else s.host
+        return [str(binary(s)), "-listen-addr", f"{host}:{s.mongo_port}",
+                "-sqlite-dir", str(data_dir(workdir))]
+
+    def probe(self, s: Settings) -> None:
+        check_mongo(s, timeout=1.0)
+
+    def bootstrap(self, s: Settings) -> None:
+        ensure_collection(s)
+        ensure_id_lookup_index(s)
