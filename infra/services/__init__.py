@@ -12,6 +12,8 @@ REGISTRY = {
     "mlflow": "infra.services.mlflow_server:MLflowServer",
     "hdfs": "infra.services.hdfs:Hdfs",
     "cassandra": "infra.services.cassandra:Cassandra",
+    "streaming": "infra.services.platform:StreamingJob",
+    "webapp": "infra.services.platform:WebApp",
 }
 
 

@@ -61,7 +61,7 @@ def prediction(route: str, **overrides) -> dict:
     origin, dest = route.split("-")
     row = {
         "uuid": str(uuid.uuid4()), "carrier": "AA", "origin": origin, "dest": dest, "route": route,
-        "flight_date": dt.date(2013, 6, 14), "flight_num": "1141", "crs_dep_time": 1730,
+        "flight_date": dt.date(2013, 6, 14), "flight_num": 1141, "crs_dep_time": 1730,
         "crs_arr_time": 2045, "dep_delay": -4.0, "prediction": 2, "label": "slightly late",
         "probabilities": [0.1, 0.2, 0.6, 0.1], "model_name": "flight_delay_rf", "model_version": "3",
         # timestamp columns keep milliseconds, so compare values built with millisecond precision

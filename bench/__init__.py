@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that drive the real stack and print figures (never pass/fail on time)."""

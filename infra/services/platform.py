@@ -1,0 +1,93 @@
+"""The platform's own long-running processes, started after the servers they need:
+the streaming prediction job (Spark) and the web app."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from flightdelay.config import REPO_ROOT, Settings
+from flightdelay.health import check_spark_ui, http_get
+from infra.process import StackError
+from infra.services.base import Service, java_env
+
+SOCKETIO_CLIENT = "socket.io-client@4.8.1"
+
+
+class StreamingJob(Service):
+    name = "streaming"
+    start_timeout = 240.0
+    stop_grace = 60.0
+
+    def port(self, s: Settings) -> int:
+        return s.spark_ui_port
+
+    def url(self, s: Settings) -> str:
+        return f"http://{s.host}:{s.spark_ui_port}"
+
+    def command(self, s: Settings, workdir: Path) -> list[str]:
+        s.streaming_status_file.unlink(missing_ok=True)
+        return [sys.executable, "-m", "spark_jobs.predict_stream"]
+
+    def env(self, s: Settings) -> dict[str, str]:
+        env = java_env(s)
+        env["PYTHONPATH"] = str(REPO_ROOT)
+        return env
+
+    def probe(self, s: Settings) -> None:
+        check_spark_ui(s)
+        status = json.loads(s.streaming_status_file.read_text())
+        inactive = [name for name, q in status["queries"].items() if not q["active"]]
+        if inactive:
+            raise StackError(f"queries not running: {', '.join(inactive)}")
+
+
+class WebApp(Service):
+    name = "webapp"
+    start_timeout = 60.0
+    stop_grace = 10.0
+
+    def port(self, s: Settings) -> int:
+        return s.webapp_port
+
+    def url(self, s: Settings) -> str:
+        return f"http://{s.host}:{s.webapp_port}"
+
+    def install(self, s: Settings) -> None:
+        install_socketio_client(s)
+
+    def command(self, s: Settings, workdir: Path) -> list[str]:
+        return [sys.executable, "-m", "webapp"]
+
+    def env(self, s: Settings) -> dict[str, str]:
+        env = java_env(s)
+        env["PYTHONPATH"] = str(REPO_ROOT)
+        return env
+
+    def probe(self, s: Settings) -> None:
+        status = json.loads(http_get(f"{self.url(s)}/healthz"))
+        if not status.get("response_consumer_ready"):
+            raise StackError("the Kafka response consumer is not assigned yet")
+
+
+def install_socketio_client(s: Settings) -> Path:
+    """The browser's Socket.IO client, from the npm registry into the cache (served by the
+    web app itself: pages must work without internet)."""
+    prefix = s.cache / "npm"
+    target = prefix / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
+    if target.exists():
+        return target
+    npm = shutil.which("npm")
+    if npm is None:
+        raise StackError("webapp: npm is needed once to fetch the Socket.IO browser client")
+    print(f"[webapp] fetching {SOCKETIO_CLIENT} from npm into {prefix}", flush=True)
+    began = time.monotonic()
+    result = subprocess.run([npm, "install", "--prefix", str(prefix), SOCKETIO_CLIENT, "--no-audit",
+                             "--no-fund", "--silent"], capture_output=True, text=True)
+    if result.returncode != 0 or not target.exists():
+        raise StackError(f"webapp: npm install {SOCKETIO_CLIENT} failed:\n{result.stdout}{result.stderr}")
+    print(f"[webapp] Socket.IO client ready in {time.monotonic() - began:.1f} s", flush=True)
+    return target

@@ -1,0 +1,1 @@
+"""The streaming prediction job (entry point: spark_jobs.predict_stream)."""

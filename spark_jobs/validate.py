@@ -1,0 +1,127 @@
+"""The request contract of ``flightdelay.schema`` as Spark column expressions.
+
+The web app validates with ``schema.validate_request``; anything else may produce to the request
+topic too, so the streaming job checks every message again, with the same rules (the constants
+and FieldSpecs of the schema), and routes failures to the dead-letter topic with the reasons.
+A test runs one corpus of bad requests through both implementations and compares verdicts.
+
+On Kafka a request is typed JSON: numbers must be JSON numbers (the web app sends them so);
+``validate_request`` also accepts digit strings because HTML forms send strings.
+"""
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from flightdelay import schema
+from flightdelay.reference import Reference
+
+MAX_MESSAGE_BYTES = 8192
+RAW = "value"
+PARSED = "_request"
+ERRORS = "errors"
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+JAVA_DATE_FORMAT = "yyyy-MM-dd"
+
+
+def _present(name: str) -> Column:
+    return F.get_json_object(F.col("_text"), f"$.{name}").isNotNull()
+
+
+def _checks_for(name: str, spec: schema.FieldSpec, value: Column) -> list[tuple[Column, Column]]:
+    """(failed?, message) pairs for one field; the first that fails is reported."""
+    raw_text = F.get_json_object(F.col("_text"), f"$.{name}")
+    checks: list[tuple[Column, Column]] = []
+    if spec.required:
+        checks.append((~_present(name), F.lit(f"is required ({spec.description})")))
+    checks.append((_present(name) & value.isNull(),
+                   F.concat(F.lit(f"has the wrong type ({spec.description}), got "), raw_text)))
+    if spec.kind == "code":
+        checks.append((~value.rlike(spec.pattern), F.concat(F.lit("is not a valid code: "), value)))
+    elif spec.kind == "date":
+        parsed = F.try_to_date(value, JAVA_DATE_FORMAT)
+        checks.append((~value.rlike(schema.DATE_RE) | parsed.isNull(),
+                       F.concat(F.lit("is not a calendar date YYYY-MM-DD: "), value)))
+        checks.append(((value < F.lit(schema.DATE_MIN)) | (value > F.lit(schema.DATE_MAX)),
+                       F.lit(f"must be between {schema.DATE_MIN} and {schema.DATE_MAX}")))
+    elif spec.kind == "hhmm":
+        checks.append(((value < spec.minimum) | (value > spec.maximum) | (F.pmod(value, F.lit(100)) >= 60),
+                       F.concat(F.lit("is not a time of day HHMM (0000-2359, minutes below 60): "),
+                                value.cast("string"))))
+    elif spec.kind in ("float", "int"):
+        checks.append((F.isnan(value.cast("double")) | (value < spec.minimum) | (value > spec.maximum),
+                       F.lit(f"must be between {spec.minimum:g} and {spec.maximum:g}")))
+    elif spec.kind == "uuid":
+        checks.append((~value.rlike(UUID_PATTERN), F.lit("is not a UUID")))
+    elif spec.kind == "epoch_ms":
+        checks.append((value < spec.minimum, F.lit("must be a non-negative epoch time in milliseconds")))
+    return checks
+
+
+def _first_failure(checks: list[tuple[Column, Column]]) -> Column:
+    expr = None
+    for failed, message in reversed(checks):
+        expr = F.when(F.coalesce(failed, F.lit(False)), message) if expr is None else \
+            F.when(F.coalesce(failed, F.lit(False)), message).otherwise(expr)
+    return expr
+
+
+def validated(df: DataFrame, reference: Reference) -> DataFrame:
+    """Parse ``value`` (Kafka bytes) into the request columns and add ``errors``: a map
+    field -> message, empty when the request is valid. Codes are upper-cased and trimmed as in
+    ``validate_request``."""
+    text = F.when(F.length(F.col(RAW)) > MAX_MESSAGE_BYTES, F.lit(None)) \
+        .otherwise(F.try_validate_utf8(F.col(RAW).cast("string")))
+    out = df.withColumn("_text", text)
+    out = out.withColumn(PARSED, F.from_json(F.col("_text"), schema.REQUEST_DDL, {"mode": "PERMISSIVE"}))
+    fields = {}
+    for name in schema.REQUEST_FIELDS:
+        value = F.col(f"{PARSED}.{name}")
+        if schema.FIELDS[name].kind == "code":
+            value = F.upper(F.trim(value))
+        fields[name] = value
+    out = out.withColumns(fields)
+
+    message_level = (
+        F.when(F.col(RAW).isNull(), F.lit("empty message"))
+        .when(F.length(F.col(RAW)) > MAX_MESSAGE_BYTES,
+              F.concat(F.lit(f"message larger than {MAX_MESSAGE_BYTES} bytes: "),
+                       F.length(F.col(RAW)).cast("string")))
+        .when(F.col("_text").isNull(), F.lit("message is not UTF-8 text"))
+        .when(~F.trim(F.col("_text")).startswith("{") | F.get_json_object(F.col("_text"), "$").isNull(),
+              F.lit("message is not a JSON object"))
+    )
+    messages = {name: _first_failure(_checks_for(name, schema.FIELDS[name], F.col(name)))
+                for name in schema.REQUEST_FIELDS}
+    # Reference checks only where the form of the field is right, and the route only when both
+    # airports are fine: the same order as validate_request.
+    messages["Carrier"] = F.coalesce(messages["Carrier"], _unknown(F.col("Carrier"), reference.carriers, "airline"))
+    messages["Origin"] = F.coalesce(messages["Origin"], _unknown(F.col("Origin"), reference.airports, "airport"))
+    dest = F.coalesce(messages["Dest"], _unknown(F.col("Dest"), reference.airports, "airport"))
+    route = F.concat_ws(schema.ROUTE_SEPARATOR, F.col("Origin"), F.col("Dest"))
+    route_failure = (F.when(F.col("Origin") == F.col("Dest"), F.lit("must differ from Origin"))
+                     .when(~route.isin(sorted(reference.routes)),
+                           F.concat(F.lit("unknown route "), route,
+                                    F.lit(": no known flights, so its distance is unknown"))))
+    assert schema.ROUTE_ERROR_FIELD == "Dest"
+    messages["Dest"] = F.coalesce(dest, F.when(messages["Origin"].isNull(), route_failure))
+
+    entries = F.array(*[F.struct(F.lit(name).alias("field"), msg.alias("message"))
+                        for name, msg in messages.items()])
+    field_errors = F.map_from_entries(F.filter(entries, lambda e: e["message"].isNotNull()))
+    errors = F.when(message_level.isNotNull(), F.create_map(F.lit("request"), message_level)) \
+        .otherwise(field_errors)
+    return out.withColumn(ERRORS, errors).drop(PARSED)
+
+
+def _unknown(value: Column, allowed, what: str) -> Column:
+    return F.when(~value.isin(sorted(allowed)), F.concat(F.lit(f"unknown {what} "), value))
+
+
+def is_valid() -> Column:
+    return F.size(F.col(ERRORS)) == 0
+
+
+def error_summary() -> Column:
+    return F.array_join(F.transform(F.map_entries(F.col(ERRORS)),
+                                    lambda e: F.concat(e["key"], F.lit(": "), e["value"])), "; ")

@@ -1,0 +1,162 @@
+"""The streaming job end to end against the real servers: Kafka in, Kafka + MongoDB +
+Cassandra + HDFS parquet out, dead letters, a SIGKILL in the middle.
+
+Each test module run gets its own topics, checkpoint directory, Mongo collection and archive
+path, and runs the job as a real process (``python -m spark_jobs.predict_stream``)."""
+import json
+import uuid as uuidlib
+
+import pytest
+
+from flightdelay.clients import cassandra_session, hdfs_client, mongo_client
+from flightdelay.reference import load_reference
+from tests.support.job import JobProcess, wait_for
+from tests.support.kafka import collect, produce, produce_requests, sample_requests
+
+
+@pytest.fixture(scope="module")
+def servers(stack):
+    return stack.require("kafka", "mongo", "cassandra", "hdfs", "mlflow")
+
+
+@pytest.fixture
+def job(servers, tmp_path):
+    process = JobProcess(tmp_path)
+    yield process
+    process.stop()
+    s = process.settings
+    with mongo_client(s) as client:
+        client[s.mongo_database].drop_collection(s.mongo_collection)
+    hdfs_client(s).delete(s.prediction_archive_path, recursive=True)
+
+
+def responses_by_uuid(messages):
+    out = {}
+    for m in messages:
+        out.setdefault(m.key().decode(), []).append(json.loads(m.value()))
+    return out
+
+
+def mongo_docs(s, uuids):
+    with mongo_client(s) as client:
+        return list(client[s.mongo_database][s.mongo_collection].find({"_id": {"$in": list(uuids)}}))
+
+
+def cassandra_counts(s, requests):
+    cluster, session = cassandra_session(s, keyspace=s.cassandra_keyspace)
+    try:
+        by_uuid = {}
+        for r in requests:
+            rows = list(session.execute("SELECT uuid FROM predictions_by_uuid WHERE uuid = %s", (r["UUID"],)))
+            by_route = list(session.execute(
+                "SELECT uuid FROM predictions_by_route_day WHERE route = %s AND flight_date = %s AND uuid = %s "
+                "ALLOW FILTERING", (f"{r['Origin']}-{r['Dest']}", r["FlightDate"], r["UUID"])))
+            by_uuid[r["UUID"]] = (len(rows), len(by_route))
+        return by_uuid
+    finally:
+        cluster.shutdown()
+
+
+def archived_uuids(spark, s):
+    path = f"{s.hdfs_url}{s.prediction_archive_path}"
+    try:
+        return [r["UUID"] for r in spark.read.parquet(path).select("UUID").collect()]
+    except Exception:  # nothing committed yet
+        return []
+
+
+def expected_predictions(spark, requests):
+    """What batch transform of the same shipped PipelineModel says for these requests."""
+    from pyspark.ml import PipelineModel
+
+    from flightdelay.features import add_features
+    from flightdelay.schema import REQUEST_DDL
+    from spark_jobs.model import SHIPPED_MODEL_DIR
+
+    frame = spark.createDataFrame([tuple(r[c.split()[0]] for c in REQUEST_DDL.split(", ")) for r in requests],
+                                  REQUEST_DDL)
+    scored = PipelineModel.load(str(SHIPPED_MODEL_DIR)).transform(add_features(frame, load_reference()))
+    return {r["UUID"]: int(r["prediction"]) for r in scored.select("UUID", "prediction").collect()}
+
+
+BAD_MESSAGES = [
+    (b"bad-json", b"{not json"),
+    (b"bad-type", json.dumps({"UUID": str(uuidlib.uuid4()), "Carrier": "UA", "Origin": "EWR", "Dest": "IAH",
+                              "FlightDate": "2013-01-03", "CRSDepTime": "early", "CRSArrTime": 830,
+                              "DepDelay": 1.0, "requested_at": 1}).encode()),
+    (b"missing", json.dumps({"UUID": str(uuidlib.uuid4()), "Carrier": "UA"}).encode()),
+    (b"unknown-airport", json.dumps({"UUID": str(uuidlib.uuid4()), "Carrier": "UA", "Origin": "EWR", "Dest": "XXX",
+                                     "FlightDate": "2013-01-03", "CRSDepTime": 900, "CRSArrTime": 1100,
+                                     "DepDelay": 1.0, "requested_at": 1}).encode()),
+    (b"impossible-date", json.dumps({"UUID": str(uuidlib.uuid4()), "Carrier": "UA", "Origin": "EWR", "Dest": "IAH",
+                                     "FlightDate": "2013-02-30", "CRSDepTime": 960, "CRSArrTime": 1100,
+                                     "DepDelay": 1.0, "requested_at": 1}).encode()),
+    (b"oversized", b'{"UUID": "' + b"x" * 20000 + b'"}'),
+]
+
+
+def test_requests_become_predictions_in_every_store_and_bad_ones_dead_letters(job, spark):
+    s = job.settings
+    job.start()
+    requests = sample_requests(load_reference(), 24, seed=11)
+    produce_requests(s.kafka_bootstrap, s.request_topic, requests[:12])
+    produce(s.kafka_bootstrap, s.request_topic, BAD_MESSAGES)
+    produce_requests(s.kafka_bootstrap, s.request_topic, requests[12:])
+    uuids = {r["UUID"] for r in requests}
+
+    responses = responses_by_uuid(collect(s.kafka_bootstrap, s.response_topic,
+                                          until=lambda ms: {m.key().decode() for m in ms} >= uuids))
+    assert set(responses) == uuids  # no response for any bad message
+    expected = expected_predictions(spark, requests)
+    for uuid, answers in responses.items():
+        for answer in answers:
+            assert answer["prediction"] == expected[uuid]
+            assert answer["label"] and len(answer["probabilities"]) == 4
+            assert abs(sum(answer["probabilities"]) - 1) < 1e-6
+            assert answer["model_version"] == "default" and answer["model_name"] == s.model_name
+
+    dead = collect(s.kafka_bootstrap, s.dlq_topic, until=lambda ms: len(ms) >= len(BAD_MESSAGES))
+    assert sorted(m.key() for m in dead) == sorted(k for k, _ in BAD_MESSAGES)
+    reasons = {m.key(): json.loads(m.value()) for m in dead}
+    assert "not a JSON object" in reasons[b"bad-json"]["reason"]
+    assert "CRSDepTime" in reasons[b"bad-type"]["fields"]
+    assert {"Origin", "Dest", "FlightDate", "CRSDepTime"} <= set(reasons[b"missing"]["fields"])
+    assert "unknown airport XXX" in reasons[b"unknown-airport"]["fields"]["Dest"]
+    assert set(reasons[b"impossible-date"]["fields"]) == {"FlightDate", "CRSDepTime"}
+    assert "larger than" in reasons[b"oversized"]["reason"]
+    assert reasons[b"bad-json"]["raw"] == "{not json" and reasons[b"bad-json"]["topic"] == s.request_topic
+    assert {"partition", "offset"} <= set(reasons[b"bad-json"])
+
+    docs = wait_for(lambda: (d := mongo_docs(s, uuids)) and len(d) == len(uuids) and d, 90, "MongoDB")
+    assert {d["_id"] for d in docs} == uuids
+    assert all(d["prediction"] == expected[d["_id"]] for d in docs)
+    counts = wait_for(lambda: (c := cassandra_counts(s, requests)) and all(v == (1, 1) for v in c.values()) and c,
+                      90, "Cassandra")
+    assert len(counts) == len(requests)
+    archived = wait_for(lambda: (a := archived_uuids(spark, s)) and len(a) >= len(uuids) and a, 120, "the archive")
+    assert sorted(archived) == sorted(uuids)
+
+
+def test_kill_minus_nine_mid_stream_loses_and_duplicates_nothing(job, spark):
+    s = job.settings
+    job.start()
+    requests = sample_requests(load_reference(), 300, seed=23)
+    uuids = {r["UUID"] for r in requests}
+    produce_requests(s.kafka_bootstrap, s.request_topic, requests[:150])
+    # Kill while the first half is in flight through the stores.
+    collect(s.kafka_bootstrap, s.response_topic, until=lambda ms: len(ms) >= 40, timeout=120)
+    job.kill9()
+    produce_requests(s.kafka_bootstrap, s.request_topic, requests[150:])
+    job.start()
+
+    responses = responses_by_uuid(collect(s.kafka_bootstrap, s.response_topic,
+                                          until=lambda ms: {m.key().decode() for m in ms} >= uuids, timeout=180))
+    assert set(responses) == uuids
+    docs = wait_for(lambda: (d := mongo_docs(s, uuids)) and len(d) == len(uuids) and d, 120, "MongoDB")
+    assert len(docs) == len({d["_id"] for d in docs}) == len(uuids)
+    counts = wait_for(lambda: (c := cassandra_counts(s, requests)) and all(v == (1, 1) for v in c.values()) and c,
+                      120, "Cassandra")
+    assert set(counts.values()) == {(1, 1)}
+    archived = wait_for(lambda: (a := archived_uuids(spark, s)) and len(set(a)) >= len(uuids) and a, 180,
+                        "the archive")
+    assert len(archived) == len(set(archived)) == len(uuids)

@@ -1,0 +1,86 @@
+"""The streaming job as a child process with its own topics, checkpoints, Mongo collection,
+archive path and model name, for tests and benchmarks that must not touch the platform's."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid as uuidlib
+from pathlib import Path
+
+from flightdelay.config import REPO_ROOT, load_settings
+from infra.services.kafka import ensure_topics
+from infra.services.mongo import Mongo
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, timeout, what, interval=1.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+class JobProcess:
+    """The streaming job as a child process with test-only topics, paths and model name."""
+
+    def __init__(self, tmp: Path, **extra_env):
+        sfx = uuidlib.uuid4().hex[:8]
+        self.env = dict(os.environ, PYTHONPATH=str(REPO_ROOT),
+                        FD_STATE_DIR=str(tmp / "state"),
+                        FD_REQUEST_TOPIC=f"test-req-{sfx}", FD_RESPONSE_TOPIC=f"test-resp-{sfx}",
+                        FD_DLQ_TOPIC=f"test-dlq-{sfx}", FD_MONGO_COLLECTION=f"test_predictions_{sfx}",
+                        FD_PREDICTION_ARCHIVE_PATH=f"/tmp/test-archive-{sfx}",
+                        FD_MODEL_NAME=f"test_model_{sfx}",  # no champion: the shipped model serves
+                        FD_SPARK_UI_PORT=str(free_port()), FD_ARCHIVE_TRIGGER="3 seconds",
+                        FD_MODEL_POLL_S="2", FD_SPARK_DRIVER_MEMORY="1g")
+        self.env.update(extra_env)
+        self.settings = load_settings(self.env)
+        self.log = tmp / "job.log"
+        self.proc = None
+        ensure_topics(self.settings, self.settings.platform_topics)
+        # The collection, its indexes and the _id lookup index, which lives in the running
+        # server's own state directory (not this job's).
+        Mongo().bootstrap(dataclasses.replace(self.settings, state_dir=load_settings().state_dir))
+
+    def start(self):
+        self.settings.streaming_status_file.unlink(missing_ok=True)
+        out = open(self.log, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "spark_jobs.predict_stream"], env=self.env,
+                                     cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(self.running, 240, f"the streaming job to run its queries (log {self.log})")
+
+    def running(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"job exited with {self.proc.returncode}; log {self.log}:\n"
+                                 + self.log.read_text()[-3000:])
+        try:
+            status = json.loads(self.settings.streaming_status_file.read_text())
+        except (OSError, ValueError):
+            return False
+        return all(q["active"] for q in status["queries"].values()) and len(status["queries"]) == 4
+
+    def kill9(self):
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(90)
+            except subprocess.TimeoutExpired:
+                self.kill9()

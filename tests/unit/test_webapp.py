@@ -1,0 +1,167 @@
+"""The web app without servers: a recording bridge instead of Kafka, a dict instead of MongoDB."""
+import uuid as uuidlib
+
+import pytest
+
+from webapp import create_app, deliver_prediction, socketio
+
+VALID = {"Carrier": "UA", "Origin": "EWR", "Dest": "IAH", "FlightDate": "2013-01-03",
+         "CRSDepTime": "0529", "CRSArrTime": "830", "DepDelay": "-3", "FlightNum": ""}
+
+
+class RecordingBridge:
+    def __init__(self, fail=False):
+        self.published = []
+        self.fail = fail
+
+    def publish_request(self, request):
+        if self.fail:
+            raise RuntimeError("broker down")
+        self.published.append(request)
+
+    def consume_responses(self, on_prediction):  # not started in unit tests
+        raise AssertionError("no consumer in unit tests")
+
+
+class DictStores:
+    def __init__(self):
+        self.docs = {}
+
+    def prediction(self, uuid):
+        return self.docs.get(uuid)
+
+
+def make_app(bridge=None, **config):
+    cfg = {"TESTING": True, "WTF_CSRF_ENABLED": False, "SECRET_KEY": "test"}
+    cfg.update(config)
+    return create_app(cfg, bridge=bridge or RecordingBridge(), stores=DictStores(), start_consumer=False)
+
+
+def prediction_for(uuid, cls=2):
+    return {"UUID": uuid, "prediction": cls, "label": "slightly late (0-30 min)",
+            "probabilities": [0.1, 0.2, 0.6, 0.1], "model_name": "flight_delay_rf", "model_version": "3"}
+
+
+@pytest.fixture
+def app():
+    return make_app()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def test_api_accepts_a_valid_request_and_produces_it_typed(app, client):
+    answer = client.post("/api/v1/predictions", json=VALID)
+    assert answer.status_code == 202
+    body = answer.get_json()
+    uuid = body["uuid"]
+    assert str(uuidlib.UUID(uuid)) == uuid
+    [request] = app.extensions["fd.bridge"].published
+    assert request["UUID"] == uuid and isinstance(request["requested_at"], int)
+    assert (request["CRSDepTime"], request["CRSArrTime"], request["DepDelay"]) == (529, 830, -3.0)
+    assert request["FlightNum"] is None
+
+
+def test_api_rejects_bad_fields_with_messages_and_produces_nothing(app, client):
+    bad = dict(VALID, Carrier="", CRSDepTime="2561", Dest="LAX", Origin="LGA")
+    answer = client.post("/api/v1/predictions", json=dict(bad, Dest="HNL"))
+    assert answer.status_code == 400
+    body = answer.get_json()
+    assert set(body["fields"]) == {"Carrier", "CRSDepTime", "Dest"}
+    assert "unknown route" in body["fields"]["Dest"]
+    assert app.extensions["fd.bridge"].published == []
+
+
+@pytest.mark.parametrize("kwargs", [{"data": "not json", "content_type": "application/json"},
+                                    {"json": [1, 2]}, {}])
+def test_api_rejects_non_objects(client, kwargs):
+    answer = client.post("/api/v1/predictions", **kwargs)
+    assert answer.status_code == 400
+    assert "error" in answer.get_json()
+
+
+def test_kafka_down_is_a_503_not_a_crash():
+    client = make_app(bridge=RecordingBridge(fail=True)).test_client()
+    answer = client.post("/api/v1/predictions", json=VALID)
+    assert answer.status_code == 503
+    assert "unavailable" in answer.get_json()["error"]
+
+
+def test_result_lookup_pending_done_unknown(app, client):
+    uuid = client.post("/api/v1/predictions", json=VALID).get_json()["uuid"]
+    assert client.get(f"/api/v1/predictions/{uuid}").status_code == 202
+    deliver_prediction(app, prediction_for(uuid))
+    done = client.get(f"/api/v1/predictions/{uuid}")
+    assert done.status_code == 200 and done.get_json()["prediction"]["prediction"] == 2
+    assert client.get(f"/api/v1/predictions/{uuidlib.uuid4()}").status_code == 404
+    assert client.get("/api/v1/predictions/not-a-uuid").status_code == 404
+
+
+def test_result_found_in_mongo_after_a_restart(app, client):
+    uuid = str(uuidlib.uuid4())
+    app.extensions["fd.stores"].docs[uuid] = prediction_for(uuid, cls=0)
+    assert client.get(f"/api/v1/predictions/{uuid}").get_json()["prediction"]["prediction"] == 0
+
+
+def test_classic_routes(app, client):
+    answer = client.post("/flights/delays/predict/classify_realtime", data=VALID)
+    assert answer.status_code == 202 and answer.get_json()["status"] == "OK"
+    uuid = answer.get_json()["id"]
+    poll = f"/flights/delays/predict/classify_realtime/response/{uuid}"
+    assert client.get(poll).get_json()["status"] == "WAIT"
+    deliver_prediction(app, prediction_for(uuid))
+    assert client.get(poll).get_json() == {"status": "OK", "id": uuid, "prediction": prediction_for(uuid)}
+
+
+def test_each_socket_gets_only_its_own_prediction(app):
+    first = socketio.test_client(app)
+    second = socketio.test_client(app)
+    ack1 = first.emit("predict", VALID, callback=True)
+    ack2 = second.emit("predict", dict(VALID, DepDelay="90"), callback=True)
+    assert "uuid" in ack1 and "uuid" in ack2 and ack1["uuid"] != ack2["uuid"]
+    deliver_prediction(app, prediction_for(ack1["uuid"], cls=0))
+    deliver_prediction(app, prediction_for(ack2["uuid"], cls=3))
+    got1 = [m["args"][0] for m in first.get_received() if m["name"] == "prediction"]
+    got2 = [m["args"][0] for m in second.get_received() if m["name"] == "prediction"]
+    assert [p["UUID"] for p in got1] == [ack1["uuid"]]
+    assert [p["UUID"] for p in got2] == [ack2["uuid"]]
+    # A duplicate delivery (at-least-once Kafka sink) is not pushed again.
+    assert deliver_prediction(app, prediction_for(ack1["uuid"], cls=0)) is False
+    assert not [m for m in first.get_received() if m["name"] == "prediction"]
+
+
+def test_socket_validation_errors_come_back_in_the_ack(app):
+    client = socketio.test_client(app)
+    ack = client.emit("predict", dict(VALID, FlightDate="2013-02-30"), callback=True)
+    assert "FlightDate" in ack["fields"]
+    assert app.extensions["fd.bridge"].published == []
+
+
+def test_socket_needs_the_csrf_token_when_csrf_is_on():
+    app = make_app(WTF_CSRF_ENABLED=True)
+    client = socketio.test_client(app)
+    ack = client.emit("predict", VALID, callback=True)
+    assert "expired" in ack["error"]
+    assert app.extensions["fd.bridge"].published == []
+
+
+def test_classic_form_post_needs_csrf_but_json_api_does_not():
+    client = make_app(WTF_CSRF_ENABLED=True).test_client()
+    assert client.post("/flights/delays/predict/classify_realtime", data=VALID).status_code == 400
+    assert client.post("/api/v1/predictions", json=VALID).status_code == 202
+
+
+def test_rate_limit_on_the_api():
+    client = make_app(RATELIMIT_DEFAULT="3 per minute").test_client()
+    codes = [client.post("/api/v1/predictions", json=VALID).status_code for _ in range(4)]
+    assert codes == [202, 202, 202, 429]
+
+
+def test_prediction_page_lists_carriers_airports_and_known_routes(client):
+    page = client.get("/").get_data(as_text=True)
+    assert 'value="UA"' in page and "United Air Lines" in page
+    assert 'value="EWR"' in page and "Newark" in page
+    assert '"EWR": [' in page  # the route table the page filters destinations with
+    assert 'name="csrf_token"' in page

@@ -1,0 +1,5 @@
+import sys
+
+from webapp import main
+
+sys.exit(main())

@@ -1,0 +1,99 @@
+"""The web app's link to Kafka: produce validated requests, consume predictions.
+
+One background consumer per process reads the response topic and hands each prediction to a
+callback (the Socket.IO emitter), which pushes it only to the room named by the request UUID.
+The consumer uses a group id unique to the process and starts at the latest offset: a web
+process is only interested in answers to requests it produced while running.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid as uuidlib
+from typing import Callable
+
+from flightdelay.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+class KafkaBridge:
+    def __init__(self, settings: Settings, producer=None):
+        self.settings = settings
+        self._producer = producer
+        self._stop = threading.Event()
+        self.consumer_ready = threading.Event()
+
+    @property
+    def producer(self):
+        if self._producer is None:
+            from confluent_kafka import Producer
+
+            self._producer = Producer({
+                "bootstrap.servers": self.settings.kafka_bootstrap,
+                "linger.ms": 0,  # a person is waiting: send now, do not batch
+                "acks": "all",
+                "enable.idempotence": True,
+                "message.timeout.ms": 10_000,
+            })
+        return self._producer
+
+    def publish_request(self, request: dict) -> None:
+        """Produce ``request`` keyed by its UUID and wait for the broker's acknowledgement,
+        so the caller only says "accepted" once the request is durably in Kafka."""
+        errors = []
+
+        def on_delivery(err, _msg):
+            if err is not None:
+                errors.append(err)
+
+        self.producer.produce(self.settings.request_topic, key=request["UUID"].encode(),
+                              value=json.dumps(request).encode(), on_delivery=on_delivery)
+        remaining = self.producer.flush(10)
+        if remaining or errors:
+            raise RuntimeError(f"Kafka did not acknowledge request {request['UUID']}: "
+                               f"{errors[0] if errors else 'timed out'}")
+        log.info("uuid=%s produced to %s", request["UUID"], self.settings.request_topic)
+
+    def consume_responses(self, on_prediction: Callable[[dict], None]) -> None:
+        """Loop until stop(): read predictions and pass each decoded one to ``on_prediction``."""
+        from confluent_kafka import Consumer
+
+        group = f"webapp-{socket.gethostname()}-{os.getpid()}-{uuidlib.uuid4().hex[:6]}"
+        while not self._stop.is_set():
+            try:
+                consumer = Consumer({"bootstrap.servers": self.settings.kafka_bootstrap, "group.id": group,
+                                     "auto.offset.reset": "latest", "enable.auto.commit": True,
+                                     "fetch.wait.max.ms": 10})
+                consumer.subscribe([self.settings.response_topic], on_assign=self._on_assign)
+                self._poll_loop(consumer, on_prediction)
+                consumer.close()
+            except Exception:  # Kafka down or restarting: log, back off, reconnect
+                log.exception("response consumer failed; reconnecting in 2 s")
+                time.sleep(2)
+
+    def _on_assign(self, _consumer, partitions):
+        log.info("response consumer assigned %s", [p.partition for p in partitions])
+        self.consumer_ready.set()
+
+    def _poll_loop(self, consumer, on_prediction) -> None:
+        while not self._stop.is_set():
+            msg = consumer.poll(0.2)
+            if msg is None:
+                continue
+            if msg.error():
+                log.warning("response consumer: %s", msg.error())
+                continue
+            try:
+                prediction = json.loads(msg.value())
+            except ValueError:
+                log.error("undecodable message on %s offset %s", msg.topic(), msg.offset())
+                continue
+            on_prediction(prediction)
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -1,0 +1,132 @@
+"""Server-rendered pages: predict, history, archive, model, status."""
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Blueprint, Response, abort, current_app, render_template, request
+
+from flightdelay import health
+from flightdelay.schema import LABELS
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("pages", __name__)
+
+
+def _settings():
+    return current_app.extensions["fd.settings"]
+
+
+def _stores():
+    return current_app.extensions["fd.stores"]
+
+
+@bp.get("/")
+def predict():
+    reference = current_app.extensions["fd.reference"]
+    return render_template("predict.html", options=form_options(reference), labels=LABELS,
+                           timeout_s=current_app.config["RESULT_TIMEOUT_S"])
+
+
+def form_options(reference) -> dict:
+    """Dropdown content: carriers and airports with names, and the routes the model knows."""
+    origins = reference.origins()
+    return {
+        "carriers": sorted(reference.carriers.items()),
+        "origins": [(code, reference.airport_name(code)) for code in origins],
+        "dests": [(code, reference.airport_name(code)) for code in reference.destinations()],
+        "routes": {o: reference.destinations(o) for o in origins},
+    }
+
+
+@bp.get("/history")
+def history():
+    filters = {name: request.args.get(name, "").strip() for name in
+               ("Route", "Carrier", "FlightDate", "model_version")}
+    try:
+        page = int(request.args.get("page", "1"))
+    except ValueError:
+        page = 1
+    error, result = None, None
+    try:
+        result = _stores().history(filters, page=page)
+    except Exception as exc:  # MongoDB unavailable: the page says so instead of a 500
+        log.warning("history query failed: %s", exc)
+        error = f"MongoDB is not answering ({type(exc).__name__}); is the stack up? (make status)"
+    return render_template("history.html", result=result, filters=filters, error=error, labels=LABELS)
+
+
+@bp.get("/archive")
+def archive():
+    error, summary = None, None
+    try:
+        summary = _stores().archive_summary()
+    except Exception as exc:  # HDFS unavailable or archive not written yet
+        log.warning("archive summary failed: %s", exc)
+        error = f"The HDFS archive could not be read ({type(exc).__name__}: {exc})"
+    return render_template("archive.html", summary=summary, error=error, labels=LABELS)
+
+
+@bp.get("/model")
+def model():
+    return render_template("model.html", model=_stores().champion(), labels=LABELS)
+
+
+@bp.get("/model/plot/<run_id>/<path:path>")
+def model_plot(run_id: str, path: str):
+    if not path.endswith(".png") or ".." in path:
+        abort(404)
+    try:
+        return Response(_stores().champion_plot(run_id, path), mimetype="image/png")
+    except Exception:  # unknown run or artifact
+        abort(404)
+
+
+def service_checks(s) -> list[dict]:
+    ui = f"http://{s.host}"
+    return [
+        {"name": "Kafka", "check": health.check_kafka, "url": None, "port": s.kafka_port},
+        {"name": "MongoDB (FerretDB)", "check": health.check_mongo, "url": None, "port": s.mongo_port},
+        {"name": "Cassandra", "check": health.check_cassandra, "url": None, "port": s.cassandra_port},
+        {"name": "HDFS", "check": health.check_hdfs, "url": f"{ui}:{s.hdfs_http_port}", "port": s.hdfs_http_port},
+        {"name": "MLflow", "check": health.check_mlflow, "url": s.mlflow_uri, "port": s.mlflow_port},
+        {"name": "Spark streaming job", "check": health.check_spark_ui, "url": f"{ui}:{s.spark_ui_port}",
+         "port": s.spark_ui_port},
+        {"name": "NiFi", "check": health.check_nifi, "url": f"{ui}:{s.nifi_port}/nifi", "port": s.nifi_port},
+        {"name": "Airflow", "check": health.check_airflow, "url": f"{ui}:{s.airflow_port}", "port": s.airflow_port},
+    ]
+
+
+@bp.get("/status")
+def status():
+    s = _settings()
+    rows = []
+    for svc in service_checks(s):
+        began = time.monotonic()
+        try:
+            detail, ok = svc["check"](s), True
+        except Exception as exc:  # the failure text is what the page shows
+            detail, ok = f"{type(exc).__name__}: {exc}"[:200], False
+        rows.append({**svc, "ok": ok, "detail": detail, "ms": (time.monotonic() - began) * 1000})
+    return render_template("status.html", rows=rows)
+
+
+@bp.get("/vendor/socket.io.min.js")
+def vendor_socketio():
+    """The Socket.IO browser client, fetched from npm into the cache by `make up` (no CDN:
+    the page must work without internet)."""
+    path = _settings().cache / "npm" / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
+    if not path.exists():
+        log.error("Socket.IO client missing at %s; run `make up` (or `make install`)", path)
+        abort(404)
+    return Response(path.read_bytes(), mimetype="application/javascript",
+                    headers={"Cache-Control": "public, max-age=86400"})
+
+
+@bp.get("/healthz")
+def healthz():
+    """Liveness for the launcher: the process serves, and its Kafka response consumer is
+    assigned (before that, a prediction could not reach the browser)."""
+    ready = current_app.extensions["fd.bridge"].consumer_ready.is_set()
+    return {"ok": True, "response_consumer_ready": ready}

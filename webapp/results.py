@@ -1,0 +1,46 @@
+"""What this web process knows about requests it produced: pending UUIDs and recent results.
+
+Bounded in size (oldest entries fall out first) and thread-safe: the Kafka consumer thread
+writes, request handlers read. Results are keyed by UUID, so a duplicate response from the
+at-least-once Kafka sink simply overwrites an identical entry.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+
+
+class ResultStore:
+    def __init__(self, capacity: int = 10_000):
+        self._capacity = capacity
+        self._lock = threading.Lock()
+        self._pending: OrderedDict[str, float] = OrderedDict()
+        self._results: OrderedDict[str, dict] = OrderedDict()
+
+    def mark_pending(self, uuid: str) -> None:
+        with self._lock:
+            self._pending[uuid] = time.time()
+            self._trim(self._pending)
+
+    def record(self, uuid: str, result: dict) -> bool:
+        """Store ``result``; return False if this UUID already had one (a duplicate delivery)."""
+        with self._lock:
+            self._pending.pop(uuid, None)
+            duplicate = uuid in self._results
+            self._results[uuid] = result
+            self._results.move_to_end(uuid)
+            self._trim(self._results)
+            return not duplicate
+
+    def result(self, uuid: str) -> dict | None:
+        with self._lock:
+            return self._results.get(uuid)
+
+    def is_pending(self, uuid: str) -> bool:
+        with self._lock:
+            return uuid in self._pending
+
+    def _trim(self, table: OrderedDict) -> None:
+        while len(table) > self._capacity:
+            table.popitem(last=False)
