@@ -9,7 +9,7 @@ VENV_STAMP := $(VENV)/.installed-$(REQS_HASH)
 SERVICES ?=
 PYTEST_ARGS ?=
 
-.PHONY: help venv install up down status test test-unit train bench
+.PHONY: help venv install up down status test test-unit train bench chromium screenshots
 
 help:
 	@echo "make up       install what is missing, start every server and the platform"
@@ -43,8 +43,17 @@ down:
 status: venv
 	@$(PY) -m infra status $(SERVICES)
 
-test: venv
+test: venv chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The e2e tests drive Debian's Chromium (a browser download is not possible here).
+chromium:
+	@command -v chromium >/dev/null || { echo "[chromium] installing Debian's chromium for the e2e tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# Real screenshots of the running pages into img/ (used by the README).
+screenshots: venv chromium
+	FD_SCREENSHOTS=1 $(PY) -m pytest tests/e2e -q
 
 test-unit: venv
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

@@ -91,7 +91,7 @@
     el("answer-label").textContent = p.label;
     el("answer-label").dataset.cls = p.prediction;
     el("answer-uuid").textContent = p.UUID;
-    el("answer-model").textContent = `${p.model_name} v${p.model_version}`;
+    el("answer-model").textContent = `${p.model_name} ${/^\d+$/.test(p.model_version) ? "v" + p.model_version : p.model_version}`;
     el("answer-latency").textContent = `${Math.round(performance.now() - sentAt)} ms`;
     const rows = (p.probabilities || []).map((prob, cls) =>
       `<tr${cls === p.prediction ? ' class="chosen"' : ""}><th>${data.labels[cls]}</th>` +

@@ -1,0 +1,83 @@
+"""A person predicts a flight in the browser, sees the live answer, a field error, the history."""
+import os
+from pathlib import Path
+
+from flightdelay.config import REPO_ROOT
+
+SCREENSHOTS = os.environ.get("FD_SCREENSHOTS") == "1"
+
+
+def shot(page, name):
+    if SCREENSHOTS:
+        page.screenshot(path=str(REPO_ROOT / "img" / f"{name}.png"), full_page=True)
+
+
+def base(platform):
+    return f"http://{platform.host}:{platform.webapp_port}"
+
+
+def fill_flight(page, *, dep_delay="45", flight_num="1545"):
+    page.select_option("select[name=Carrier]", "UA")
+    page.select_option("select[name=Origin]", "EWR")
+    page.select_option("select[name=Dest]", "IAH")
+    page.fill("input[name=FlightDate]", "2013-12-24")
+    page.fill("input[name=CRSDepTime]", "0529")
+    page.fill("input[name=CRSArrTime]", "0830")
+    page.fill("input[name=DepDelay]", dep_delay)
+    page.fill("input[name=FlightNum]", flight_num)
+
+
+def test_predict_a_flight_and_see_the_live_answer(platform, page):
+    page.goto(base(platform) + "/")
+    fill_flight(page)
+    shot(page, "predict-form")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#answer:not([hidden])", timeout=60_000)
+    label = page.inner_text("#answer-label")
+    assert any(word in label for word in ("early", "late"))
+    assert page.locator("#answer-probs tr").count() == 4
+    uuid = page.inner_text("#answer-uuid")
+    assert len(uuid) == 36
+    assert page.inner_text("#answer-model").startswith("flight_delay_rf ")
+    shot(page, "predict-result")
+
+    # ... and finds it in the history (MongoDB), newest first.
+    page.goto(base(platform) + "/history?Route=EWR-IAH")
+    page.wait_for_selector("table.data")
+    for _ in range(30):
+        if uuid[:8] in page.inner_text("table.data"):
+            break
+        page.wait_for_timeout(1000)
+        page.reload()
+    assert uuid[:8] in page.inner_text("table.data")
+    shot(page, "history")
+
+
+def test_a_bad_field_gets_a_message_next_to_it(platform, page):
+    page.goto(base(platform) + "/")
+    fill_flight(page, flight_num="abc")
+    page.click("button[type=submit]")
+    page.wait_for_function("document.querySelector('.field-error[data-for=FlightNum]').textContent.length > 0")
+    assert "whole number" in page.inner_text(".field-error[data-for=FlightNum]")
+    assert page.get_attribute("input[name=FlightNum]", "aria-invalid") == "true"
+    assert page.is_hidden("#answer")
+    shot(page, "field-error")
+
+
+def test_destinations_follow_the_origin(platform, page):
+    page.goto(base(platform) + "/")
+    page.select_option("select[name=Origin]", "LGA")
+    enabled = page.eval_on_selector_all("select[name=Dest] option:not([disabled])", "os => os.map(o => o.value)")
+    assert "ATL" in enabled and "HNL" not in enabled  # LGA had no Honolulu flights in 2013
+
+
+def test_status_and_model_pages(platform, page):
+    page.goto(base(platform) + "/status")
+    text = page.inner_text("table.data")
+    for name in ("Kafka", "MongoDB", "Cassandra", "HDFS", "MLflow", "Spark streaming job"):
+        row = page.locator("tr", has_text=name).first.inner_text()
+        assert "up" in row.split(), row
+    shot(page, "status")
+    page.goto(base(platform) + "/model")
+    assert "holdout_accuracy" in page.inner_text("main")
+    shot(page, "model")
