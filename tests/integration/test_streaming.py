@@ -160,3 +160,54 @@ def test_kill_minus_nine_mid_stream_loses_and_duplicates_nothing(job, spark):
     archived = wait_for(lambda: (a := archived_uuids(spark, s)) and len(set(a)) >= len(uuids) and a, 180,
                         "the archive")
     assert len(archived) == len(set(archived)) == len(uuids)
+
+
+def register_shipped_model(s, name):
+    """Log the shipped PipelineModel and its reference data as a new version of ``name``."""
+    import mlflow
+    import mlflow.spark
+    import pyspark
+    from pyspark.ml import PipelineModel
+
+    from flightdelay.reference import DEFAULT_PATH, MLFLOW_ARTIFACT_PATH
+    from spark_jobs.model import SHIPPED_MODEL_DIR
+
+    mlflow.set_tracking_uri(s.mlflow_uri)
+    mlflow.set_registry_uri(s.mlflow_uri)
+    mlflow.set_experiment(f"test-{name}")
+    with mlflow.start_run():
+        mlflow.log_artifact(str(DEFAULT_PATH), MLFLOW_ARTIFACT_PATH.rsplit("/", 1)[0])
+        info = mlflow.spark.log_model(PipelineModel.load(str(SHIPPED_MODEL_DIR)), "model",
+                                      registered_model_name=name,
+                                      pip_requirements=[f"pyspark=={pyspark.__version__}"])
+    return str(info.registered_model_version)
+
+
+def test_alias_move_is_served_without_a_restart(job, spark):
+    from mlflow.tracking import MlflowClient
+
+    s = job.settings
+    client = MlflowClient(tracking_uri=s.mlflow_uri, registry_uri=s.mlflow_uri)
+    first = register_shipped_model(s, s.model_name)
+    client.set_registered_model_alias(s.model_name, s.model_alias, first)
+    job.start()
+    pid = job.proc.pid
+
+    def versions_of(requests, timeout=120):
+        produce_requests(s.kafka_bootstrap, s.request_topic, requests)
+        wanted = {r["UUID"] for r in requests}
+        got = responses_by_uuid(collect(s.kafka_bootstrap, s.response_topic,
+                                        until=lambda ms: {m.key().decode() for m in ms} >= wanted,
+                                        timeout=timeout))
+        return {a["model_version"] for u, answers in got.items() if u in wanted for a in answers}
+
+    assert versions_of(sample_requests(load_reference(), 5, seed=31)) == {first}
+
+    second = register_shipped_model(s, s.model_name)
+    client.set_registered_model_alias(s.model_name, s.model_alias, second)
+    wait_for(lambda: versions_of(sample_requests(load_reference(), 1, seed=32), timeout=30) == {second},
+             180, f"responses from version {second}", interval=2)
+    assert versions_of(sample_requests(load_reference(), 5, seed=33)) == {second}
+    assert job.proc.poll() is None and job.proc.pid == pid  # same process: no restart
+    status = json.loads(s.streaming_status_file.read_text())
+    assert status["model"] == {"name": s.model_name, "version": second, "source": "mlflow"}
