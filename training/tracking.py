@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -88,7 +89,9 @@ def log_and_register(args, result: dict, accuracy_of) -> dict:
     example = result["test_df"].select(*input_cols).limit(3)
     example_pdf = example.toPandas()
     output_pdf = model.transform(example).select(features.PREDICTION_COLUMN).toPandas()
-    signature = infer_signature(example_pdf, output_pdf)
+    with warnings.catch_warnings():   # "integer columns cannot represent missing values": ours never miss
+        warnings.simplefilter("ignore", UserWarning)
+        signature = infer_signature(example_pdf, output_pdf)
 
     with mlflow.start_run(run_name=f"rf-{metrics['params']['num_trees']}x{metrics['params']['max_depth']}"
                                    f"{'-sample' if metrics['sample'] else ''}") as run:

@@ -211,3 +211,34 @@ def test_alias_move_is_served_without_a_restart(job, spark):
     assert job.proc.poll() is None and job.proc.pid == pid  # same process: no restart
     status = json.loads(s.streaming_status_file.read_text())
     assert status["model"] == {"name": s.model_name, "version": second, "source": "mlflow"}
+
+
+def test_a_store_outage_stalls_then_catches_up_with_nothing_lost(job, servers):
+    """MongoDB stops while requests flow: answers keep coming over Kafka, the Mongo archive
+    query retries, and once MongoDB is back every prediction is stored exactly once."""
+    from infra import launcher
+    from infra.services import by_name
+
+    s = job.settings
+    mongo = by_name(["mongo"])[0]
+    job.start()
+    first = sample_requests(load_reference(), 30, seed=41)
+    produce_requests(s.kafka_bootstrap, s.request_topic, first)
+    wait_for(lambda: len(mongo_docs(s, {r["UUID"] for r in first})) == len(first), 90, "MongoDB before the outage")
+
+    launcher.stop(servers, mongo)  # the stack's own settings: its pid file and data
+    try:
+        during = sample_requests(load_reference(), 40, seed=42)
+        produce_requests(s.kafka_bootstrap, s.request_topic, during)
+        wanted = {r["UUID"] for r in during}
+        answered = collect(s.kafka_bootstrap, s.response_topic,
+                           until=lambda ms: {m.key().decode() for m in ms} >= wanted, timeout=90)
+        assert {m.key().decode() for m in answered} >= wanted  # the user-facing path does not wait
+        wait_for(lambda: "archive-mongo batch" in job.log.read_text() and "failed (attempt" in job.log.read_text(),
+                 60, "the Mongo archive query to report its retries")
+    finally:
+        launcher.start(servers, mongo)
+    uuids = {r["UUID"] for r in first + during}
+    docs = wait_for(lambda: (d := mongo_docs(s, uuids)) and len(d) == len(uuids) and d, 120, "MongoDB to catch up")
+    assert len({d["_id"] for d in docs}) == len(uuids)
+    assert job.running()
