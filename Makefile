@@ -66,3 +66,5 @@ train: venv
 # Benchmarks print figures (last line: one JSON object); they never fail on time.
 bench: venv
 	$(PY) -m bench.pipeline $(BENCH_ARGS)
+	$(PY) -m infra up
+	$(PY) -m bench.webapp
