@@ -126,9 +126,9 @@ def count_in_stores(s, uuids: list[str], wait_s: float) -> dict:
     cluster, session = cassandra_session(s, keyspace=s.cassandra_keyspace, timeout=60)
     try:
         by_uuid = set()
+        lookup = session.prepare("SELECT uuid FROM predictions_by_uuid WHERE uuid IN ?")
         for chunk_start in range(0, len(uuids), 100):
-            chunk = uuids[chunk_start:chunk_start + 100]
-            rows = session.execute("SELECT uuid FROM predictions_by_uuid WHERE uuid IN %s", (tuple(chunk),))
+            rows = session.execute(lookup, (uuids[chunk_start:chunk_start + 100],))
             by_uuid.update(r.uuid for r in rows)
         route_rows: dict[str, int] = {}
         for row in session.execute("SELECT uuid FROM predictions_by_route_day"):
