@@ -60,6 +60,24 @@ class Settings:
     model_name: str = _setting("flight_delay_rf", "registered model name")
     model_alias: str = _setting("champion", "registry alias the streaming job serves")
 
+    # Spark and the streaming job
+    spark_master: str = _setting("local[4]", "Spark master; real-time mode holds one task slot per Kafka partition")
+    spark_driver_memory: str = _setting("2g", "Spark driver memory (local mode: all of Spark)")
+    predict_trigger: str = _setting("realtime", "predict query trigger: realtime or microbatch")
+    realtime_interval: str = _setting("5 minutes", "real-time batch length: checkpoint interval, max replay after a crash")
+    predict_linger_ms: int = _setting(5, "Kafka linger of the predict query's answers (ms)")
+    store_trigger: str = _setting("1 second", "trigger of the MongoDB and Cassandra archive queries")
+    archive_trigger: str = _setting("60 seconds", "trigger of the HDFS parquet archive query (one file per date per trigger)")
+    max_offsets_per_trigger: int = _setting(50000, "Kafka records per micro-batch (backpressure)")
+    archive_dedup_window: str = _setting("2 hours", "window of requested_at in which the archive drops repeated UUIDs")
+    model_poll_s: float = _setting(10.0, "seconds between checks of the registry alias")
+    starting_offsets: str = _setting("earliest", "where a query without a checkpoint starts reading")
+
+    # Web app
+    webapp_result_timeout_s: float = _setting(10.0, "seconds the page waits for a prediction before saying so")
+    webapp_rate_limit: str = _setting("600 per minute", "API rate limit per client address")
+    webapp_secret_key: str = _setting("", "Flask secret key (CSRF tokens); empty: random per process")
+
     # Platform processes
     webapp_port: int = _setting(5001, "Flask web app")
     spark_ui_port: int = _setting(4040, "Spark UI of the streaming job")
@@ -122,18 +140,21 @@ def load_settings(environ: dict[str, str] | None = None, **overrides) -> Setting
 
 
 def _parse(f: dataclasses.Field, raw: str):
-    if f.type in ("int", int):
-        try:
-            return int(raw)
-        except ValueError:
-            raise ValueError(f"{env_name(f.name)}={raw!r} is not an integer") from None
+    for name, kind in (("int", int), ("float", float)):
+        if f.type in (name, kind):
+            try:
+                return kind(raw)
+            except ValueError:
+                raise ValueError(f"{env_name(f.name)}={raw!r} is not a number ({name})") from None
     return raw
 
 
 def describe(settings: Settings) -> str:
     rows = [f"{'variable':<30} {'value':<45} meaning"]
     for f in dataclasses.fields(Settings):
-        rows.append(f"{env_name(f.name):<30} {str(getattr(settings, f.name)):<45} {f.metadata['doc']}")
+        value = getattr(settings, f.name)
+        shown = "(set)" if "secret" in f.name and value else str(value)
+        rows.append(f"{env_name(f.name):<30} {shown:<45} {f.metadata['doc']}")
     return "\n".join(rows)
 
 

@@ -7,7 +7,6 @@ this module stays cheap for components that never start Spark.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from flightdelay.config import Settings
 
@@ -29,14 +28,14 @@ def get_spark(s: Settings, app_name: str, *, ui: bool = False, extra: dict[str, 
     os.environ.setdefault("SPARK_LOCAL_IP", s.host)
     os.environ.setdefault("PYSPARK_PYTHON", os.sys.executable)
     conf = {
-        "spark.master": os.environ.get("FD_SPARK_MASTER", "local[2]"),
+        "spark.master": s.spark_master,
         "spark.driver.host": s.host,
         "spark.driver.bindAddress": s.host,
         "spark.ui.enabled": "true" if ui else "false",
         "spark.ui.port": str(s.spark_ui_port),
         "spark.sql.shuffle.partitions": "2",
         "spark.sql.session.timeZone": "UTC",
-        "spark.driver.memory": os.environ.get("FD_SPARK_DRIVER_MEMORY", "2g"),
+        "spark.driver.memory": s.spark_driver_memory,
         "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -Dio.netty.tryReflectionSetAccessible=true",
         "spark.hadoop.dfs.replication": "1",
         "spark.hadoop.dfs.client.block.write.replace-datanode-on-failure.policy": "NEVER",

@@ -25,12 +25,10 @@ from __future__ import annotations
 import faulthandler
 import json
 import logging
-import os
 import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -46,25 +44,8 @@ from spark_jobs.validate import ERRORS, error_summary, is_valid, validated
 log = logging.getLogger("spark_jobs.predict_stream")
 
 
-@dataclass(frozen=True)
-class JobOptions:
-    predict_trigger: str = os.environ.get("FD_PREDICT_TRIGGER", "realtime")
-    # Each real-time batch ends with a checkpoint and restarts its tasks, a stall of 0.5-2 s
-    # for answers in flight; longer batches mean rarer stalls but a longer replay after a crash.
-    realtime_checkpoint_interval: str = os.environ.get("FD_REALTIME_INTERVAL", "5 minutes")
-    archive_trigger: str = os.environ.get("FD_ARCHIVE_TRIGGER", "60 seconds")
-    store_trigger: str = os.environ.get("FD_STORE_TRIGGER", "1 second")
-    max_offsets_per_trigger: int = int(os.environ.get("FD_MAX_OFFSETS_PER_TRIGGER", "50000"))
-    dedup_window: str = os.environ.get("FD_ARCHIVE_DEDUP_WINDOW", "2 hours")
-    model_poll_s: float = float(os.environ.get("FD_MODEL_POLL_S", "10"))
-    # Kafka producer linger of the predict query. 0 sends every answer in its own produce
-    # request, which capped the job near 500 answers/s here; 5 ms lets a burst share requests
-    # (1,000/s held, p50 37 ms at 100/s; bench notes in README).
-    predict_linger_ms: str = os.environ.get("FD_PREDICT_LINGER_MS", "5")
-    starting_offsets: str = os.environ.get("FD_STARTING_OFFSETS", "earliest")
-
-    def checkpoint(self, s: Settings, query: str) -> str:
-        return str(s.state / "spark" / "checkpoints" / query)
+def checkpoint_dir(s: Settings, query: str) -> str:
+    return str(s.state / "spark" / "checkpoints" / query)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,27 +119,27 @@ def parse_predictions(kafka_rows: DataFrame) -> DataFrame:
 # ---------------------------------------------------------------------------------------------
 # Queries
 # ---------------------------------------------------------------------------------------------
-def kafka_stream(spark: SparkSession, s: Settings, topic: str, opts: JobOptions, *, limit: bool = True) -> DataFrame:
+def kafka_stream(spark: SparkSession, s: Settings, topic: str, *, limit: bool = True) -> DataFrame:
     reader = (spark.readStream.format("kafka")
               .option("kafka.bootstrap.servers", s.kafka_bootstrap)
               .option("subscribe", topic)
-              .option("startingOffsets", opts.starting_offsets)
+              .option("startingOffsets", s.starting_offsets)
               # Retention or a recreated topic must not stop the job; the gap is logged by Spark.
               .option("failOnDataLoss", "false"))
     if limit:
-        reader = reader.option("maxOffsetsPerTrigger", str(opts.max_offsets_per_trigger))
+        reader = reader.option("maxOffsetsPerTrigger", str(s.max_offsets_per_trigger))
     return reader.load()
 
 
-def start_predict(spark: SparkSession, s: Settings, served: ServedModel, opts: JobOptions):
-    realtime = opts.predict_trigger == "realtime"
-    rows = score(kafka_stream(spark, s, s.request_topic, opts, limit=not realtime), served, s)
+def start_predict(spark: SparkSession, s: Settings, served: ServedModel):
+    realtime = s.predict_trigger == "realtime"
+    rows = score(kafka_stream(spark, s, s.request_topic, limit=not realtime), served, s)
     writer = (rows.writeStream.queryName("predict").format("kafka")
               .option("kafka.bootstrap.servers", s.kafka_bootstrap)
-              .option("kafka.linger.ms", opts.predict_linger_ms)
-              .option("checkpointLocation", opts.checkpoint(s, "predict"))
+              .option("kafka.linger.ms", str(s.predict_linger_ms))
+              .option("checkpointLocation", checkpoint_dir(s, "predict"))
               .outputMode("update"))
-    writer = writer.trigger(realTime=opts.realtime_checkpoint_interval) if realtime \
+    writer = writer.trigger(realTime=s.realtime_interval) if realtime \
         else writer.trigger(processingTime="0 seconds")
     query = writer.start()
     log.info("query predict started (%s trigger) serving %s version %s (%s)",
@@ -169,7 +150,7 @@ def start_predict(spark: SparkSession, s: Settings, served: ServedModel, opts: J
 SOURCE_COLUMNS = ("_raw", "_topic", "_partition", "_offset")
 
 
-def start_store(spark: SparkSession, s: Settings, opts: JobOptions, name: str, writer, stop,
+def start_store(spark: SparkSession, s: Settings, name: str, writer, stop,
                 forward_incomplete: bool = False) -> object:
     def write(batch: DataFrame, batch_id: int) -> None:
         rows = [r.asDict(recursive=True) for r in batch.collect()]
@@ -186,27 +167,27 @@ def start_store(spark: SparkSession, s: Settings, opts: JobOptions, name: str, w
                           reject=lambda record, reason: rejected.append((record, reason)))
         sinks.dead_letter(s, rejected)
 
-    predictions = parse_predictions(kafka_stream(spark, s, s.response_topic, opts))
+    predictions = parse_predictions(kafka_stream(spark, s, s.response_topic))
     return (predictions.writeStream.queryName(name).foreachBatch(write)
-            .option("checkpointLocation", opts.checkpoint(s, name))
-            .trigger(processingTime=opts.store_trigger).start())
+            .option("checkpointLocation", checkpoint_dir(s, name))
+            .trigger(processingTime=s.store_trigger).start())
 
 
-def start_archive(spark: SparkSession, s: Settings, opts: JobOptions):
+def start_archive(spark: SparkSession, s: Settings):
     """Parquet under FD_PREDICTION_ARCHIVE_PATH, one directory per FlightDate. The file sink's
     commit log makes each batch exactly-once; repeats of a UUID (a replayed response) are
     dropped within FD_ARCHIVE_DEDUP_WINDOW of requested_at. One file per flight date per
     trigger (coalesce(1), FD_ARCHIVE_TRIGGER) keeps HDFS free of a small-file storm."""
-    predictions = (parse_predictions(kafka_stream(spark, s, s.response_topic, opts))
+    predictions = (parse_predictions(kafka_stream(spark, s, s.response_topic))
                    .where(F.col("complete")).drop("complete", *SOURCE_COLUMNS))
     deduped = (predictions.withColumn("requested_ts", F.timestamp_millis(F.col("requested_at")))
-               .withWatermark("requested_ts", opts.dedup_window)
+               .withWatermark("requested_ts", s.archive_dedup_window)
                .dropDuplicatesWithinWatermark(["UUID"]))
     return (deduped.coalesce(1).writeStream.queryName("archive-hdfs").format("parquet")
             .partitionBy("FlightDate")
             .option("path", f"{s.hdfs_url}{s.prediction_archive_path}")
-            .option("checkpointLocation", opts.checkpoint(s, "archive-hdfs"))
-            .trigger(processingTime=opts.archive_trigger).start())
+            .option("checkpointLocation", checkpoint_dir(s, "archive-hdfs"))
+            .trigger(processingTime=s.archive_trigger).start())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,7 +197,6 @@ def start_archive(spark: SparkSession, s: Settings, opts: JobOptions):
 class PredictionJob:
     spark: SparkSession
     settings: Settings
-    opts: JobOptions = field(default_factory=JobOptions)
     stores: bool = True
     stopping: threading.Event = field(default_factory=threading.Event)
     served: ServedModel | None = None
@@ -224,17 +204,17 @@ class PredictionJob:
     factories: dict = field(default_factory=dict)
 
     def start(self) -> None:
-        s, opts = self.settings, self.opts
+        s = self.settings
         self.served = load_served_model(s)
-        self.factories = {"predict": lambda: start_predict(self.spark, s, self.served, opts)}
+        self.factories = {"predict": lambda: start_predict(self.spark, s, self.served)}
         if self.stores:
             self.factories.update({
-                "archive-mongo": lambda: start_store(self.spark, s, opts, "archive-mongo",
+                "archive-mongo": lambda: start_store(self.spark, s, "archive-mongo",
                                                      sinks.MongoWriter(s), self.stopping.is_set,
                                                      forward_incomplete=True),
-                "archive-cassandra": lambda: start_store(self.spark, s, opts, "archive-cassandra",
+                "archive-cassandra": lambda: start_store(self.spark, s, "archive-cassandra",
                                                          sinks.CassandraWriter(s), self.stopping.is_set),
-                "archive-hdfs": lambda: start_archive(self.spark, s, opts),
+                "archive-hdfs": lambda: start_archive(self.spark, s),
             })
         for name, factory in self.factories.items():
             self.queries[name] = factory()
@@ -266,7 +246,7 @@ class PredictionJob:
             self.queries[name] = self.factories[name]()
 
     def run(self) -> None:
-        while not self.stopping.wait(self.opts.model_poll_s):
+        while not self.stopping.wait(self.settings.model_poll_s):
             self.check_queries()
             self.check_model()
             self.write_status()
@@ -327,7 +307,6 @@ def main() -> int:
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack to the log
     s = load_settings()
     spark = get_spark(s, "flight-delay-predict-stream", ui=True, extra={
-        "spark.master": os.environ.get("FD_SPARK_MASTER", "local[4]"),
         "spark.sql.streaming.stateStore.providerClass":
             "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
     })

@@ -30,11 +30,12 @@ def create_app(test_config: dict | None = None, *, settings: Settings | None = N
     from webapp.results import ResultStore
     from webapp.stores import Stores
 
+    settings = settings or load_settings()
     app = Flask(__name__)
     app.config.from_mapping(
-        SECRET_KEY=os.environ.get("FD_WEBAPP_SECRET_KEY") or os.urandom(32).hex(),
-        RESULT_TIMEOUT_S=float(os.environ.get("FD_WEBAPP_RESULT_TIMEOUT_S", "10")),
-        RATELIMIT_DEFAULT=os.environ.get("FD_WEBAPP_RATE_LIMIT", "600 per minute"),
+        SECRET_KEY=settings.webapp_secret_key or os.urandom(32).hex(),
+        RESULT_TIMEOUT_S=settings.webapp_result_timeout_s,
+        RATELIMIT_DEFAULT=settings.webapp_rate_limit,
         RATELIMIT_STORAGE_URI="memory://",
         RATELIMIT_HEADERS_ENABLED=True,
         WTF_CSRF_TIME_LIMIT=None,
@@ -42,7 +43,6 @@ def create_app(test_config: dict | None = None, *, settings: Settings | None = N
     if test_config:
         app.config.update(test_config)
 
-    settings = settings or load_settings()
     app.extensions["fd.settings"] = settings
     app.extensions["fd.reference"] = load_reference()
     app.extensions["fd.results"] = ResultStore()

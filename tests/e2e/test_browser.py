@@ -1,6 +1,5 @@
 """A person predicts a flight in the browser, sees the live answer, a field error, the history."""
 import os
-from pathlib import Path
 
 from flightdelay.config import REPO_ROOT
 
@@ -73,7 +72,7 @@ def test_destinations_follow_the_origin(platform, page):
 
 def test_status_and_model_pages(platform, page):
     page.goto(base(platform) + "/status")
-    text = page.inner_text("table.data")
+    page.wait_for_selector("table.data")
     for name in ("Kafka", "MongoDB", "Cassandra", "HDFS", "MLflow", "Spark streaming job"):
         row = page.locator("tr", has_text=name).first.inner_text()
         assert "up" in row.split(), row
