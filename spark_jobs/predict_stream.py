@@ -153,8 +153,10 @@ SOURCE_COLUMNS = ("_raw", "_topic", "_partition", "_offset")
 def start_store(spark: SparkSession, s: Settings, name: str, writer, stop,
                 forward_incomplete: bool = False) -> object:
     def write(batch: DataFrame, batch_id: int) -> None:
-        rows = [r.asDict(recursive=True) for r in batch.collect()]
-        incomplete = [r for r in rows if not r.pop("complete")]
+        complete, incomplete = [], []  # records keep _raw etc. for dead letters
+        for row in batch.collect():
+            record = row.asDict(recursive=True)
+            (complete if record.pop("complete") else incomplete).append(record)
         if incomplete:
             log.warning("%s batch %d: %d incomplete response records not stored%s", name, batch_id,
                         len(incomplete), " (sent to the dead-letter topic)" if forward_incomplete else "")
@@ -162,7 +164,6 @@ def start_store(spark: SparkSession, s: Settings, name: str, writer, stop,
                 sinks.dead_letter(s, [(r, f"incomplete prediction record on {r['_topic']}: missing "
                                           f"{', '.join(sinks.missing_fields(r))}") for r in incomplete])
         rejected = []
-        complete = [r for r in rows if r not in incomplete]  # still carry _raw etc. for dead letters
         sinks.write_batch(writer, name, batch_id, complete, stop=stop,
                           reject=lambda record, reason: rejected.append((record, reason)))
         sinks.dead_letter(s, rejected)

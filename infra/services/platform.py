@@ -17,6 +17,13 @@ from infra.services.base import Service, java_env
 SOCKETIO_CLIENT = "socket.io-client@4.8.1"
 
 
+def platform_env(s: Settings) -> dict[str, str]:
+    """The platform's own processes run from the clone with the project's JDK."""
+    env = java_env(s)
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    return env
+
+
 class StreamingJob(Service):
     name = "streaming"
     start_timeout = 240.0
@@ -33,9 +40,7 @@ class StreamingJob(Service):
         return [sys.executable, "-m", "spark_jobs.predict_stream"]
 
     def env(self, s: Settings) -> dict[str, str]:
-        env = java_env(s)
-        env["PYTHONPATH"] = str(REPO_ROOT)
-        return env
+        return platform_env(s)
 
     def probe(self, s: Settings) -> None:
         check_spark_ui(s)
@@ -63,9 +68,7 @@ class WebApp(Service):
         return [sys.executable, "-m", "webapp"]
 
     def env(self, s: Settings) -> dict[str, str]:
-        env = java_env(s)
-        env["PYTHONPATH"] = str(REPO_ROOT)
-        return env
+        return platform_env(s)
 
     def probe(self, s: Settings) -> None:
         status = json.loads(http_get(f"{self.url(s)}/healthz"))
