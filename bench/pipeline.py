@@ -9,7 +9,9 @@ bench-only topics, collection and archive path (so the platform's data stays cle
      consumed, measured in this process;
   2. ramp: each rate of --ramp for --seconds; a rate is "held" when every response arrived by
      the end of the phase + 10 s and the phase's p99 stayed under 5 s (no growing backlog);
-  3. waits (bounded) for the stores to catch up and counts records per UUID.
+  3. waits (bounded, --store-wait) for the stores to catch up and counts records per UUID;
+     ``stores_caught_up_after_s`` says how long after the last phase MongoDB and Cassandra
+     held every prediction (the archive queries are off the response path and lag a burst).
 Prints one progress line per step and, as its last line, one JSON object with the figures.
 """
 from __future__ import annotations
@@ -22,21 +24,27 @@ import threading
 import time
 from pathlib import Path
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from flightdelay.clients import cassandra_session, mongo_client
 from flightdelay.config import load_settings
 from flightdelay.reference import load_reference
 from infra import launcher
 from infra.services import by_name
+from spark_jobs.predict_stream import checkpoint_dir
 from tests.support.job import JobProcess
 from tests.support.kafka import sample_requests
 
 log = logging.getLogger("bench.pipeline")
+ARCHIVE_QUERIES = ("archive-mongo", "archive-cassandra")
 
 
 def say(message: str) -> None:
     print(f"[bench] {message}", flush=True)
+
+
+def fmt_ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f} ms"
 
 
 def percentile(sorted_values: list[float], p: float) -> float | None:
@@ -102,27 +110,21 @@ def phase(s, collector: Collector, reference, rate: float, seconds: float, seed:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not all(u in collector.arrived for u in sent):
         time.sleep(0.2)
-    latencies = sorted((collector.arrived[u] - t) * 1000 for u, t in sent.items() if u in collector.arrived)
+    latencies = sorted(round((collector.arrived[u] - t) * 1000, 1) for u, t in sent.items() if u in collector.arrived)
     return {"rate": rate, "sent": len(sent), "send_seconds": round(send_seconds, 1),
             "responses": len(latencies), "p50_ms": percentile(latencies, 50), "p95_ms": percentile(latencies, 95),
             "p99_ms": percentile(latencies, 99), "uuids": list(sent)}
 
 
-def count_in_stores(s, uuids: list[str], wait_s: float) -> dict:
-    """Records per UUID in MongoDB and Cassandra, waiting up to ``wait_s`` for them to catch up."""
+def mongo_uuids(s) -> list[str]:
+    with mongo_client(s) as client:
+        coll = client[s.mongo_database][s.mongo_collection]
+        return [d["UUID"] for d in coll.find({}, {"UUID": 1, "_id": 0})]
+
+
+def cassandra_uuids(s, uuids: list[str]) -> tuple[set[str], dict[str, int]]:
+    """UUIDs found in predictions_by_uuid, and rows per wanted UUID in predictions_by_route_day."""
     wanted = set(uuids)
-    deadline = time.monotonic() + wait_s
-    mongo_found, mongo_dups = 0, 0
-    while True:
-        with mongo_client(s) as client:
-            coll = client[s.mongo_database][s.mongo_collection]
-            ids = [d["UUID"] for d in coll.find({}, {"UUID": 1, "_id": 0})]
-        mongo_found = len(wanted & set(ids))
-        mongo_dups = len(ids) - len(set(ids))
-        if mongo_found == len(wanted) or time.monotonic() > deadline:
-            break
-        say(f"MongoDB has {mongo_found}/{len(wanted)} bench predictions; waiting")
-        time.sleep(10)
     cluster, session = cassandra_session(s, keyspace=s.cassandra_keyspace, timeout=60)
     try:
         by_uuid = set()
@@ -136,9 +138,64 @@ def count_in_stores(s, uuids: list[str], wait_s: float) -> dict:
                 route_rows[row.uuid] = route_rows.get(row.uuid, 0) + 1
     finally:
         cluster.shutdown()
-    return {"mongo_found": mongo_found, "duplicates_in_mongo": mongo_dups,
-            "cassandra_found": len(by_uuid & wanted),
-            "duplicates_in_cassandra": sum(n - 1 for n in route_rows.values() if n > 1)}
+    return by_uuid & wanted, route_rows
+
+
+def topic_end(s, topic: str) -> int:
+    """Sum of the high watermarks of ``topic``'s partitions: records ever written to it."""
+    consumer = Consumer({"bootstrap.servers": s.kafka_bootstrap, "group.id": "bench-watermarks"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions)
+    finally:
+        consumer.close()
+
+
+def archived_offsets(s, query: str) -> int:
+    """Response-topic records an archive query has committed, from its checkpoint: the offsets
+    of its newest committed batch (a cheap lag figure; counting documents in FerretDB scans)."""
+    checkpoint = Path(checkpoint_dir(s, query))
+    committed = [int(p.name) for p in (checkpoint / "commits").glob("[0-9]*")] if checkpoint.exists() else []
+    if not committed:
+        return 0
+    lines = (checkpoint / "offsets" / str(max(committed))).read_text().splitlines()
+    return sum(int(v) for v in json.loads(lines[-1]).get(s.response_topic, {}).values())
+
+
+def wait_for_archive(s, wait_s: float) -> float | None:
+    """Seconds until the MongoDB and Cassandra archive queries have committed every response
+    (None if not within ``wait_s``); one progress line every 10 s."""
+    began = time.monotonic()
+    while True:
+        end = topic_end(s, s.response_topic)
+        lag = {q: end - archived_offsets(s, q) for q in ARCHIVE_QUERIES}
+        if not any(lag.values()):
+            return round(time.monotonic() - began, 1)
+        if time.monotonic() - began > wait_s:
+            return None
+        say(f"stores catching up ({time.monotonic() - began:.0f} s): records still to archive "
+            + ", ".join(f"{q} {n}" for q, n in lag.items()))
+        time.sleep(10)
+
+
+def count_in_stores(s, uuids: list[str], wait_s: float) -> dict:
+    """Records per UUID in MongoDB and Cassandra once their archive queries have caught up
+    (they are off the response path and may lag behind a burst)."""
+    caught_up_after = wait_for_archive(s, wait_s)
+    wanted = set(uuids)
+    ids = mongo_uuids(s)
+    in_cassandra, route_rows = cassandra_uuids(s, uuids)
+    return {"mongo_found": len(wanted & set(ids)), "duplicates_in_mongo": len(ids) - len(set(ids)),
+            "cassandra_found": len(in_cassandra),
+            "duplicates_in_cassandra": sum(n - 1 for n in route_rows.values() if n > 1),
+            "stores_caught_up_after_s": caught_up_after}
+
+
+def drop_bench_collection(s) -> None:
+    """The bench's predictions have been counted; FerretDB scans whole collections, so leave
+    no bench data behind in the platform's database file."""
+    with mongo_client(s) as client:
+        client[s.mongo_database].drop_collection(s.mongo_collection)
 
 
 def main() -> int:
@@ -175,7 +232,7 @@ def main() -> int:
                 ok = result["responses"] == result["sent"] and (result["p99_ms"] or 1e9) < 5000 \
                     and result["send_seconds"] < args.seconds * 1.1
                 say(f"ramp {rate:g}/s: {result['responses']}/{result['sent']} responses, producer took "
-                    f"{result['send_seconds']} s, p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms -> "
+                    f"{result['send_seconds']} s, p50 {fmt_ms(result['p50_ms'])}, p99 {fmt_ms(result['p99_ms'])} -> "
                     f"{'held' if ok else 'NOT held'}")
                 ramp_results.append({**result, "held": ok})
                 if not ok:
@@ -188,6 +245,7 @@ def main() -> int:
         finally:
             collector.stop.set()
             job.stop()
+            drop_bench_collection(s)
     figures = {
         "p50_ms": round(steady["p50_ms"], 1), "p95_ms": round(steady["p95_ms"], 1),
         "p99_ms": round(steady["p99_ms"], 1), "steady_rate_per_s": args.rate, "seconds": args.seconds,

@@ -49,6 +49,7 @@ class Settings:
     cassandra_storage_port: int = _setting(7000, "Cassandra inter-node storage port")
     cassandra_jmx_port: int = _setting(7199, "Cassandra JMX (local only)")
     cassandra_keyspace: str = _setting("flight_delay", "Cassandra keyspace of the platform")
+    cassandra_batch_rows: int = _setting(20, "rows per unlogged batch written by the archive query")
 
     # MongoDB wire (FerretDB)
     mongo_port: int = _setting(27017, "MongoDB wire protocol (FerretDB)")
@@ -72,6 +73,8 @@ class Settings:
     archive_dedup_window: str = _setting("2 hours", "window of requested_at in which the archive drops repeated UUIDs")
     model_poll_s: float = _setting(10.0, "seconds between checks of the registry alias")
     starting_offsets: str = _setting("earliest", "where a query without a checkpoint starts reading")
+    store_nice: int = _setting(10, "CPU niceness of the stores (Cassandra, FerretDB, HDFS) and the job's "
+                                   "store writers: on one shared machine the answer path gets the CPU first; 0: equal")
 
     # Web app
     webapp_result_timeout_s: float = _setting(10.0, "seconds the page waits for a prediction before saying so")

@@ -67,7 +67,7 @@ def start(s: Settings, svc: Service) -> bool:
     svc.prepare(s, wd)
     began = time.monotonic()
     tracked = spawn(svc.command(s, wd), cwd=wd, log_file=log_file(s, svc), pid_file=pid_file(s, svc),
-                    env=svc.env(s))
+                    env=svc.env(s), nice=svc.nice(s))
     print(f"[{svc.name}] starting (pid {tracked.pid}), log {log_file(s, svc)}", flush=True)
     wait_ready(s, svc, tracked)
     svc.bootstrap(s)

@@ -55,8 +55,12 @@ def _zombie(pid: int) -> bool:
         return True
 
 
-def spawn(cmd: list[str], *, cwd: Path, log_file: Path, pid_file: Path, env: dict[str, str]) -> Tracked:
-    """Start ``cmd`` in its own session (so it outlives us and can be stopped as a group)."""
+def spawn(cmd: list[str], *, cwd: Path, log_file: Path, pid_file: Path, env: dict[str, str],
+          nice: int = 0) -> Tracked:
+    """Start ``cmd`` in its own session (so it outlives us and can be stopped as a group), at
+    CPU niceness ``nice`` (``nice`` execs the command: the pid stays the server's)."""
+    if nice:
+        cmd = ["nice", "-n", str(nice), *cmd]
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as out:
         out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(cmd)}\n".encode())

@@ -24,13 +24,25 @@ UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0
 JAVA_DATE_FORMAT = "yyyy-MM-dd"
 
 
+RAW_FIELDS = "_raw_fields"
+CORRUPT = "_fd_not_json"  # Spark puts unparseable text here; a name no request uses
+VALID = "_valid"
+# Every field as text, whatever its JSON type: presence and the offending text for messages.
+# One parse for all of them (get_json_object per field cost a parse per field per message).
+RAW_DDL = ", ".join(f"{n} STRING" for n in schema.REQUEST_FIELDS) + f", {CORRUPT} STRING"
+
+
+def _raw(name: str) -> Column:
+    return F.col(f"{RAW_FIELDS}.{name}")
+
+
 def _present(name: str) -> Column:
-    return F.get_json_object(F.col("_text"), f"$.{name}").isNotNull()
+    return _raw(name).isNotNull()
 
 
 def _checks_for(name: str, spec: schema.FieldSpec, value: Column) -> list[tuple[Column, Column]]:
     """(failed?, message) pairs for one field; the first that fails is reported."""
-    raw_text = F.get_json_object(F.col("_text"), f"$.{name}")
+    raw_text = _raw(name)
     checks: list[tuple[Column, Column]] = []
     if spec.required:
         checks.append((~_present(name), F.lit(f"is required ({spec.description})")))
@@ -67,13 +79,19 @@ def _first_failure(checks: list[tuple[Column, Column]]) -> Column:
 
 
 def validated(df: DataFrame, reference: Reference) -> DataFrame:
-    """Parse ``value`` (Kafka bytes) into the request columns and add ``errors``: a map
-    field -> message, empty when the request is valid. Codes are upper-cased and trimmed as in
-    ``validate_request``."""
+    """Parse ``value`` (Kafka bytes) into the request columns and add ``_valid`` and
+    ``errors``: a map field -> message, empty when the request is valid. Codes are upper-cased
+    and trimmed as in ``validate_request``.
+
+    ``_valid`` is plain code-generated boolean logic; the map (built with higher-order
+    functions, which Spark evaluates row by row without code generation) is only computed for
+    invalid requests, so the valid path stays cheap."""
     text = F.when(F.length(F.col(RAW)) > MAX_MESSAGE_BYTES, F.lit(None)) \
         .otherwise(F.try_validate_utf8(F.col(RAW).cast("string")))
     out = df.withColumn("_text", text)
     out = out.withColumn(PARSED, F.from_json(F.col("_text"), schema.REQUEST_DDL, {"mode": "PERMISSIVE"}))
+    out = out.withColumn(RAW_FIELDS, F.from_json(F.col("_text"), RAW_DDL, {
+        "mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}))
     fields = {}
     for name in schema.REQUEST_FIELDS:
         value = F.col(f"{PARSED}.{name}")
@@ -88,7 +106,7 @@ def validated(df: DataFrame, reference: Reference) -> DataFrame:
               F.concat(F.lit(f"message larger than {MAX_MESSAGE_BYTES} bytes: "),
                        F.length(F.col(RAW)).cast("string")))
         .when(F.col("_text").isNull(), F.lit("message is not UTF-8 text"))
-        .when(~F.trim(F.col("_text")).startswith("{") | F.get_json_object(F.col("_text"), "$").isNull(),
+        .when(~F.trim(F.col("_text")).startswith("{") | _raw(CORRUPT).isNotNull(),
               F.lit("message is not a JSON object"))
     )
     messages = {name: _first_failure(_checks_for(name, schema.FIELDS[name], F.col(name)))
@@ -109,9 +127,13 @@ def validated(df: DataFrame, reference: Reference) -> DataFrame:
     entries = F.array(*[F.struct(F.lit(name).alias("field"), msg.alias("message"))
                         for name, msg in messages.items()])
     field_errors = F.map_from_entries(F.filter(entries, lambda e: e["message"].isNotNull()))
-    errors = F.when(message_level.isNotNull(), F.create_map(F.lit("request"), message_level)) \
-        .otherwise(field_errors)
-    return out.withColumn(ERRORS, errors).drop(PARSED)
+    valid = message_level.isNull()
+    for message in messages.values():
+        valid = valid & message.isNull()
+    errors = (F.when(valid, F.create_map().cast("map<string,string>"))
+              .when(message_level.isNotNull(), F.create_map(F.lit("request"), message_level))
+              .otherwise(field_errors))
+    return out.withColumn(VALID, valid).withColumn(ERRORS, errors).drop(PARSED, RAW_FIELDS)
 
 
 def _unknown(value: Column, allowed, what: str) -> Column:
@@ -119,7 +141,7 @@ def _unknown(value: Column, allowed, what: str) -> Column:
 
 
 def is_valid() -> Column:
-    return F.size(F.col(ERRORS)) == 0
+    return F.col(VALID)
 
 
 def error_summary() -> Column:

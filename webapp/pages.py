@@ -1,6 +1,7 @@
 """Server-rendered pages: predict, history, archive, model, status."""
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -109,7 +110,15 @@ def status():
         except Exception as exc:  # the failure text is what the page shows
             detail, ok = f"{type(exc).__name__}: {exc}"[:200], False
         rows.append({**svc, "ok": ok, "detail": detail, "ms": (time.monotonic() - began) * 1000})
-    return render_template("status.html", rows=rows)
+    return render_template("status.html", rows=rows, streaming=streaming_status(s))
+
+
+def streaming_status(s) -> dict | None:
+    """What the streaming job last wrote about its queries (backlog of each archive query)."""
+    try:
+        return json.loads(s.streaming_status_file.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 @bp.get("/vendor/socket.io.min.js")

@@ -22,6 +22,12 @@ class Service:
     name: str = ""
     start_timeout: float = 120.0
     stop_grace: float = 30.0
+    # A store only the archive queries write to: it runs at FD_STORE_NICE so that, on one
+    # shared machine, a burst of archiving never takes CPU from the path that answers users.
+    archive_store: bool = False
+
+    def nice(self, s: Settings) -> int:
+        return s.store_nice if self.archive_store else 0
 
     def port(self, s: Settings) -> int:
         raise NotImplementedError

@@ -78,6 +78,7 @@ _IDENTIFIER = re.compile(r"[a-z][a-z0-9_]{0,47}")
 
 class Cassandra(Service):
     name = "cassandra"
+    archive_store = True
     start_timeout = 180.0  # 15-25 s on 2 cores (first boot a few s more); more on a busy box
     stop_grace = 60.0  # SIGTERM runs Cassandra's drain (flushes memtables); usually a few seconds
 

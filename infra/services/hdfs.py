@@ -109,6 +109,7 @@ def namesystem_state(s: Settings) -> dict:
 
 class Hdfs(Service):
     name = "hdfs"
+    archive_store = True
     start_timeout = 180.0
     stop_grace = 30.0
 

@@ -76,6 +76,9 @@ def test_status_and_model_pages(platform, page):
     for name in ("Kafka", "MongoDB", "Cassandra", "HDFS", "MLflow", "Spark streaming job"):
         row = page.locator("tr", has_text=name).first.inner_text()
         assert "up" in row.split(), row
+    for query in ("predict", "archive-mongo", "archive-cassandra", "archive-hdfs"):
+        row = page.locator("#queries tr", has_text=query).first.inner_text()
+        assert "running" in row.split(), row
     shot(page, "status")
     page.goto(base(platform) + "/model")
     assert "holdout_accuracy" in page.inner_text("main")
