@@ -1,5 +1,7 @@
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 from infra.process import Tracked, alive, proc_start_time, read_tracked, spawn, terminate
 from infra.services.spark_connector import artifact_id
@@ -42,3 +44,29 @@ def test_kafka_cluster_ids_never_look_like_options():
 
     ids = [new_cluster_id() for _ in range(2000)]
     assert all(len(i) == 22 and not i.startswith("-") for i in ids)
+
+
+def niceness(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+def test_spawn_at_a_niceness_keeps_the_commands_own_pid(tmp_path):
+    tracked = spawn([sys.executable, "-c", "import time; time.sleep(60)"], cwd=tmp_path,
+                    log_file=tmp_path / "x.log", pid_file=tmp_path / "pid.json", env={}, nice=7)
+    try:
+        time.sleep(0.5)  # let `nice` exec the command
+        assert niceness(tracked.pid) == 7
+        assert Path(f"/proc/{tracked.pid}/cmdline").read_bytes().split(b"\0")[0] == sys.executable.encode()
+        assert alive(tracked)
+    finally:
+        terminate(tracked, grace=5)
+
+
+def test_only_archive_stores_run_at_the_store_niceness():
+    from flightdelay.config import load_settings
+    from infra.services import all_services
+
+    s = load_settings({}, store_nice=10)
+    nice = {svc.name: svc.nice(s) for svc in all_services()}
+    assert nice == {"mongo": 10, "kafka": 0, "mlflow": 0, "hdfs": 10, "cassandra": 10, "streaming": 0, "webapp": 0}
+    assert {svc.nice(load_settings({}, store_nice=0)) for svc in all_services()} == {0}
