@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import tempfile
 import threading
 import time
@@ -198,14 +199,20 @@ def drop_bench_collection(s) -> None:
         client[s.mongo_database].drop_collection(s.mongo_collection)
 
 
+def interrupt(_signum, _frame):
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--ramp", default="500,1000,2000,5000,10000")
-    parser.add_argument("--store-wait", type=float, default=300.0, help="max seconds to wait for the stores")
+    parser.add_argument("--store-wait", type=float, default=900.0, help="max seconds to wait for the stores")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    # SIGTERM unwinds like Ctrl-C: the bench job is stopped and its collection dropped.
+    signal.signal(signal.SIGTERM, interrupt)
     base = load_settings()
     say("starting the servers")
     launcher.up(base, by_name(["kafka", "mongo", "cassandra", "hdfs", "mlflow"]))
@@ -258,4 +265,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:
+        say("interrupted: the bench job was stopped and its collection dropped; no figures")
+        raise SystemExit(130)
