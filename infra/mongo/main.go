@@ -36,6 +36,7 @@ const ferretModule = "github.com/FerretDB/FerretDB"
 func main() {
 	listenAddr := flag.String("listen-addr", "127.0.0.1:27017", "host:port of the MongoDB wire listener")
 	sqliteDir := flag.String("sqlite-dir", "", "existing directory for the SQLite files (required)")
+	pragmas := flag.String("sqlite-pragmas", "", "comma-separated SQLite pragmas for every database, e.g. synchronous(normal)")
 	logLevel := flag.String("log-level", "info", "debug, info, warn or error")
 	showVersion := flag.Bool("version", false, "print versions and exit")
 	flag.Parse()
@@ -44,13 +45,13 @@ func main() {
 		fmt.Println(versions())
 		return
 	}
-	if err := run(*listenAddr, *sqliteDir, *logLevel); err != nil {
+	if err := run(*listenAddr, *sqliteDir, *pragmas, *logLevel); err != nil {
 		fmt.Fprintln(os.Stderr, "ferretdb:", err)
 		os.Exit(1)
 	}
 }
 
-func run(listenAddr, sqliteDir, logLevel string) error {
+func run(listenAddr, sqliteDir, pragmas, logLevel string) error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 		return fmt.Errorf("-log-level: %w", err)
@@ -60,7 +61,7 @@ func run(listenAddr, sqliteDir, logLevel string) error {
 	if _, _, err := net.SplitHostPort(listenAddr); err != nil {
 		return fmt.Errorf("-listen-addr %q: %w", listenAddr, err)
 	}
-	sqliteURL, err := sqliteURI(sqliteDir)
+	sqliteURL, err := sqliteURI(sqliteDir, pragmas)
 	if err != nil {
 		return err
 	}
@@ -125,7 +126,9 @@ func chatter(r slog.Record) bool {
 
 // sqliteURI turns a directory into the "file:/abs/dir/" URI FerretDB wants (trailing slash,
 // existing directory), escaping characters that would otherwise be read as query or fragment.
-func sqliteURI(dir string) (string, error) {
+// Each pragma becomes a _pragma query parameter, which FerretDB passes to every connection
+// next to its own defaults (busy_timeout, journal_mode(wal), auto_vacuum(none)).
+func sqliteURI(dir, pragmas string) (string, error) {
 	if dir == "" {
 		return "", errors.New("-sqlite-dir is required")
 	}
@@ -140,7 +143,13 @@ func sqliteURI(dir string) (string, error) {
 	if !fi.IsDir() {
 		return "", fmt.Errorf("-sqlite-dir %s is not a directory", abs)
 	}
-	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs) + "/"}
+	query := url.Values{}
+	for _, p := range strings.Split(pragmas, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			query.Add("_pragma", p)
+		}
+	}
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs) + "/", RawQuery: query.Encode()}
 	return u.String(), nil
 }
 

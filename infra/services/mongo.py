@@ -31,6 +31,11 @@ from infra.services.base import Service, fingerprint
 
 log = logging.getLogger(__name__)
 
+# SQLite's default page cache (2 MiB) makes inserts slow down as the _id indexes (random
+# UUIDs) outgrow it: 400,000 inserts here went from 6,300/s to 4,800/s with the default and
+# stayed at 5,500-7,300/s with 64 MiB. Durability settings stay FerretDB's own.
+SQLITE_PRAGMAS = ("cache_size(-65536)",)
+
 SRC = REPO_ROOT / "infra" / "mongo"
 SOURCES = ("go.mod", "go.sum", "main.go")
 GO_FALLBACK = Path("/usr/local/go/bin/go")
@@ -178,7 +183,7 @@ class Mongo(Service):
     def command(self, s: Settings, workdir: Path) -> list[str]:
         host = f"[{s.host}]" if ":" in s.host else s.host
         return [str(binary(s)), "-listen-addr", f"{host}:{s.mongo_port}",
-                "-sqlite-dir", str(data_dir(workdir))]
+                "-sqlite-dir", str(data_dir(workdir)), "-sqlite-pragmas", ",".join(SQLITE_PRAGMAS)]
 
     def probe(self, s: Settings) -> None:
         check_mongo(s, timeout=1.0)
