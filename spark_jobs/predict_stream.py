@@ -282,7 +282,7 @@ class PredictionJob:
                 log.exception("query %s did not stop cleanly", name)
 
 
-def _offset_total(offsets) -> int | None:
+def offset_total(offsets) -> int | None:
     """Sum of a Kafka source offset ({"topic": {"partition": offset}}, or its JSON text)."""
     if isinstance(offsets, str):
         offsets = json.loads(offsets)
@@ -299,7 +299,7 @@ def query_progress(query) -> dict:
         if not progress:
             return {}
         source = progress["sources"][0]
-        end, latest = _offset_total(source["endOffset"]), _offset_total(source["latestOffset"])
+        end, latest = offset_total(source["endOffset"]), offset_total(source["latestOffset"])
         return {"batch": progress["batchId"], "rows_per_s": round(progress["processedRowsPerSecond"] or 0),
                 "backlog": None if end is None or latest is None else max(0, latest - end)}
     except Exception:  # progress is informative only; never let it stop the supervisor

@@ -137,11 +137,9 @@ class CassandraWriter:
         from cassandra.query import BatchStatement, BatchType
 
         size = max(1, self.s.cassandra_batch_rows)
-        route_key = CASSANDRA_COLUMNS.index("route"), CASSANDRA_COLUMNS.index("flight_date")
-        ordered = {"predictions_by_uuid": rows,
-                   "predictions_by_route_day": sorted(rows, key=lambda r: (r[route_key[0]], r[route_key[1]]))}
-        for table in CASSANDRA_TABLES:
-            table_rows = ordered[table]
+        route, day = CASSANDRA_COLUMNS.index("route"), CASSANDRA_COLUMNS.index("flight_date")
+        by_partition = sorted(rows, key=lambda r: (r[route], r[day]))
+        for table, table_rows in zip(CASSANDRA_TABLES, (rows, by_partition)):
             for start in range(0, len(table_rows), size):
                 batch = BatchStatement(batch_type=BatchType.UNLOGGED)
                 for row in table_rows[start:start + size]:

@@ -6,7 +6,7 @@ import uuid
 from cassandra.query import SimpleStatement
 
 from flightdelay.config import load_settings
-from spark_jobs.predict_stream import _offset_total, query_progress
+from spark_jobs.predict_stream import offset_total, query_progress
 from spark_jobs.sinks import CASSANDRA_COLUMNS, CASSANDRA_TABLES, CassandraWriter
 
 
@@ -61,4 +61,4 @@ def test_query_progress_reports_the_backlog_beyond_the_last_batch():
     assert query_progress(FakeQuery(progress)) == {"batch": 7, "rows_per_s": 2451, "backlog": 7900}
     assert query_progress(FakeQuery(None)) == {}
     assert query_progress(FakeQuery({"sources": []})) == {}  # malformed: nothing, never an error
-    assert _offset_total({"a": {"0": 3}, "b": {"0": 4, "1": 5}}) == 12
+    assert offset_total({"a": {"0": 3}, "b": {"0": 4, "1": 5}}) == 12
