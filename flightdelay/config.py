@@ -78,7 +78,8 @@ class Settings:
 
     # Web app
     webapp_result_timeout_s: float = _setting(10.0, "seconds the page waits for a prediction before saying so")
-    webapp_rate_limit: str = _setting("600 per minute", "API rate limit per client address")
+    webapp_rate_limit: str = _setting("600 per minute", "submissions per client address, every route together")
+    webapp_sync_wait_max_s: float = _setting(10.0, "longest wait of a synchronous prediction request (?wait=, /classify)")
     webapp_secret_key: str = _setting("", "Flask secret key (CSRF tokens); empty: random per process")
 
     # Platform processes

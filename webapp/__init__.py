@@ -24,7 +24,7 @@ def create_app(test_config: dict | None = None, *, settings: Settings | None = N
     from flask_wtf.csrf import CSRFProtect
 
     from flightdelay.reference import load_reference
-    from webapp import api, events, pages
+    from webapp import api, classic, events, pages
     from webapp.bridge import KafkaBridge
     from webapp.limits import limiter
     from webapp.results import ResultStore
@@ -38,6 +38,7 @@ def create_app(test_config: dict | None = None, *, settings: Settings | None = N
         RATELIMIT_DEFAULT=settings.webapp_rate_limit,
         RATELIMIT_STORAGE_URI="memory://",
         RATELIMIT_HEADERS_ENABLED=True,
+        SYNC_WAIT_MAX_S=settings.webapp_sync_wait_max_s,
         WTF_CSRF_TIME_LIMIT=None,
     )
     if test_config:
@@ -53,7 +54,11 @@ def create_app(test_config: dict | None = None, *, settings: Settings | None = N
     limiter.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
-    csrf.exempt(api.bp)  # the API checks the token itself, for form posts only (api._accept)
+    app.register_blueprint(classic.bp)
+    # Stateless APIs (no cookie, no session authority): see webapp/classic.py. The page's own
+    # form goes over Socket.IO and keeps its token (webapp/events.py).
+    csrf.exempt(api.bp)
+    csrf.exempt(classic.bp)
     socketio.init_app(app, async_mode="threading", cors_allowed_origins=[])
     events.register(socketio)
     if start_consumer:

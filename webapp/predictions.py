@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import re
 import time
 import uuid as uuidlib
 
@@ -16,6 +18,41 @@ class Unavailable(RuntimeError):
     """Kafka did not take the request; the caller answers 503 and the user may retry."""
 
 
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def normalise_uuid(text: str) -> str | None:
+    """The canonical (lower-case) form of a request UUID, or None. UUIDs are case-insensitive."""
+    candidate = text.strip().lower() if isinstance(text, str) else ""
+    return candidate if UUID_RE.match(candidate) else None
+
+
+def served_reference():
+    """Reference data of the served model: routes, airports, their schedules."""
+    return current_app.extensions["fd.reference"]
+
+
+def requested_wait(raw: str | None, default: float = 0.0) -> float:
+    """Seconds a synchronous caller may wait for its prediction: ``raw`` (``?wait=``, default
+    ``default``) bounded to [0, FD_WEBAPP_SYNC_WAIT_MAX_S]; unparseable means no wait."""
+    ceiling = current_app.config["SYNC_WAIT_MAX_S"]
+    try:
+        wanted = float(raw) if raw is not None else default
+    except ValueError:
+        wanted = 0.0
+    if not math.isfinite(wanted):
+        wanted = ceiling if wanted > 0 else 0.0
+    return max(0.0, min(ceiling, wanted))
+
+
+def wait_for_result(uuid: str, seconds: float) -> dict | None:
+    """The prediction of ``uuid`` once this process's response consumer has it, waiting at most
+    ``seconds``; None if it has not arrived by then."""
+    if seconds <= 0:
+        return current_app.extensions["fd.results"].result(uuid)
+    return current_app.extensions["fd.results"].wait_for(uuid, seconds)
+
+
 def submit(payload, *, before_publish=None) -> str:
     """Validate ``payload`` and produce it; return the new request UUID.
 
@@ -23,7 +60,7 @@ def submit(payload, *, before_publish=None) -> str:
     after validation and before the request reaches Kafka: the Socket.IO handler joins the
     client to the UUID's room there, so the answer can never arrive before the listener.
     """
-    request = validate_request(payload, current_app.extensions["fd.reference"])
+    request = validate_request(payload, served_reference())
     request["UUID"] = str(uuidlib.uuid4())
     request["requested_at"] = int(time.time() * 1000)
     if before_publish:

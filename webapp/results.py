@@ -15,6 +15,7 @@ class ResultStore:
     def __init__(self, capacity: int = 10_000):
         self._capacity = capacity
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
         self._pending: OrderedDict[str, float] = OrderedDict()
         self._results: OrderedDict[str, dict] = OrderedDict()
 
@@ -31,10 +32,17 @@ class ResultStore:
             self._results[uuid] = result
             self._results.move_to_end(uuid)
             self._trim(self._results)
+            self._arrived.notify_all()
             return not duplicate
 
     def result(self, uuid: str) -> dict | None:
         with self._lock:
+            return self._results.get(uuid)
+
+    def wait_for(self, uuid: str, timeout: float) -> dict | None:
+        """The result of ``uuid``, waiting up to ``timeout`` seconds for it to be recorded."""
+        with self._arrived:
+            self._arrived.wait_for(lambda: uuid in self._results, timeout)
             return self._results.get(uuid)
 
     def is_pending(self, uuid: str) -> bool:
