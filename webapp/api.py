@@ -8,17 +8,14 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from webapp.limits import submission_limit
-from webapp.predictions import (Unavailable, ValidationError, lookup, normalise_uuid, requested_wait, submit,
-                                wait_for_result)
+from webapp.predictions import (Unavailable, ValidationError, lookup, normalise_uuid, request_payload,
+                                requested_wait, submit, wait_for_outcome)
 
 bp = Blueprint("api", __name__)
 
 
 def _payload():
-    if request.is_json:
-        data = request.get_json(silent=True)
-        return data if isinstance(data, dict) else None
-    return request.form.to_dict() if request.form else None
+    return request_payload()
 
 
 @bp.post("/api/v1/predictions")
@@ -35,10 +32,19 @@ def create_prediction():
         return jsonify(error="invalid flight request", fields=exc.fields), 400
     except Unavailable as exc:
         return jsonify(error=str(exc)), 503
-    prediction = wait_for_result(uuid, requested_wait(request.args.get("wait")))
-    if prediction is not None:
-        return jsonify(status="done", uuid=uuid, prediction=prediction), 200
-    return jsonify(uuid=uuid, status="pending", result_url=f"/api/v1/predictions/{uuid}"), 202
+    state, outcome = wait_for_outcome(uuid, requested_wait(request.args.get("wait")))
+    return answer_for(uuid, state, outcome,
+                      pending={"uuid": uuid, "status": "pending", "result_url": f"/api/v1/predictions/{uuid}"})
+
+
+def answer_for(uuid: str, state: str, outcome: dict | None, pending: dict):
+    if state == "done":
+        return jsonify(status="done", uuid=uuid, prediction=outcome), 200
+    if state == "rejected":
+        return jsonify(status="rejected", uuid=uuid, error=outcome.get("reason"), fields=outcome.get("fields") or {}), 422
+    if state == "pending":
+        return jsonify(pending), 202
+    return jsonify(error="no request with this UUID", uuid=uuid), 404
 
 
 @bp.get("/api/v1/predictions/<uuid>")
@@ -46,14 +52,5 @@ def get_prediction(uuid: str):
     canonical = normalise_uuid(uuid)
     if canonical is None:
         return jsonify(error="not a request UUID", uuid=uuid[:64]), 404
-    state, prediction = lookup(canonical)
-    if state == "done":
-        return jsonify(status="done", uuid=canonical, prediction=prediction), 200
-    if state == "pending":
-        return jsonify(status="pending", uuid=canonical), 202
-    return jsonify(error="no request with this UUID", uuid=canonical), 404
-
-
-@bp.app_errorhandler(429)
-def too_many(exc):
-    return jsonify(error=f"rate limit exceeded ({exc.description}); slow down"), 429
+    state, outcome = lookup(canonical)
+    return answer_for(canonical, state, outcome, pending={"status": "pending", "uuid": canonical})

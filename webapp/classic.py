@@ -23,8 +23,8 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from flightdelay.schema import route_of
 from webapp.limits import submission_limit
-from webapp.predictions import (Unavailable, ValidationError, lookup, normalise_uuid, requested_wait,
-                                served_reference, submit, wait_for_result)
+from webapp.predictions import (Unavailable, ValidationError, lookup, normalise_uuid, request_payload,
+                                requested_wait, served_reference, submit, wait_for_outcome)
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +64,6 @@ def _code(value) -> str | None:
     return value.strip().upper() if isinstance(value, str) and value.strip() else None
 
 
-def _payload() -> dict | None:
-    if request.is_json:
-        data = request.get_json(silent=True)
-        return data if isinstance(data, dict) else None
-    return request.form.to_dict() if request.form else None
-
-
 def _wants_json() -> bool:
     """JSON for a JSON request or a client that asks for it; otherwise the JSON text typed
     text/plain, as the original server answered (its page runs ``JSON.parse`` on the text)."""
@@ -92,7 +85,7 @@ def _with_original_keys(prediction: dict) -> dict:
 
 def _accept_classic():
     """Validate (after filling the schedule), produce; return (uuid, filled) or an error answer."""
-    payload = _payload()
+    payload = request_payload()
     if payload is None:
         return None, _answer({"status": "ERROR", "error": "send the flight as a form or a JSON object",
                               "fields": {}}, 400)
@@ -129,12 +122,13 @@ def classify():
     if error is not None:
         return error
     uuid, filled = accepted
-    prediction = wait_for_result(uuid, requested_wait(request.args.get("wait"),
-                                                      default=current_app.config["SYNC_WAIT_MAX_S"]))
-    if prediction is None:
-        return _answer({"status": "WAIT", "id": uuid, "filled": filled}, 202)
-    return _answer({"status": "OK", "id": uuid, "filled": filled, "prediction": _with_original_keys(prediction)},
-                   200)
+    state, outcome = wait_for_outcome(uuid, requested_wait(request.args.get("wait"),
+                                                           default=current_app.config["SYNC_WAIT_MAX_S"]))
+    if state == "done":
+        return _answer({"status": "OK", "id": uuid, "filled": filled, "prediction": _with_original_keys(outcome)}, 200)
+    if state == "rejected":
+        return _answer({"status": "ERROR", "id": uuid, "error": outcome.get("reason")}, 422)
+    return _answer({"status": "WAIT", "id": uuid, "filled": filled}, 202)
 
 
 @bp.get("/flights/delays/predict/classify_realtime/response/<uuid>")
@@ -145,6 +139,8 @@ def classify_realtime_response(uuid: str):
     state, prediction = lookup(uuid)
     if state == "done":
         return jsonify(status="OK", id=uuid, prediction=_with_original_keys(prediction)), 200
+    if state == "rejected":
+        return jsonify(status="ERROR", id=uuid, error=prediction.get("reason")), 422
     if state == "pending":
         return jsonify(status="WAIT", id=uuid), 202
     return jsonify(status="ERROR", id=uuid, error="no request with this id"), 404

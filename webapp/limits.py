@@ -1,20 +1,56 @@
-"""Rate limiting (per client address, in-process memory storage).
+"""One rate limit per client address over every way of submitting a prediction: the REST API,
+the classic routes and the page's Socket.IO ``predict`` event count against the same moving
+window (FD_WEBAPP_RATE_LIMIT), so a client cannot add up the limits of several paths.
 
-Every way of submitting a prediction counts against ONE limit per client
-(FD_WEBAPP_RATE_LIMIT): the REST API and the classic routes share the scope "submissions",
-so a client cannot double its rate by alternating routes.
+In-process memory: the web app runs as one process (Socket.IO rooms live in it too).
 """
-from flask import current_app
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
+from __future__ import annotations
 
-limiter = Limiter(key_func=get_remote_address)
+import functools
+import math
+import time
 
-SUBMISSIONS = "submissions"
+from flask import current_app, jsonify, request
+from limits import parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+
+SCOPE = "submissions"
 
 
-def _submission_rate() -> str:
-    return current_app.config["RATELIMIT_DEFAULT"]
+class SubmissionLimit:
+    def __init__(self, rate: str):
+        self.item = parse(rate)
+        self.rate = rate
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    def retry_after(self, client: str) -> int | None:
+        """Count one submission of ``client``; None if allowed, else seconds until it may retry."""
+        if self._limiter.hit(self.item, SCOPE, client):
+            return None
+        reset = self._limiter.get_window_stats(self.item, SCOPE, client).reset_time
+        return max(1, math.ceil(reset - time.time()))
 
 
-submission_limit = limiter.shared_limit(_submission_rate, scope=SUBMISSIONS)
+def client_address() -> str:
+    return request.remote_addr or "unknown"
+
+
+def check_submission() -> int | None:
+    """None if the current client may submit now, else the seconds to wait."""
+    return current_app.extensions["fd.limit"].retry_after(client_address())
+
+
+def submission_limit(view):
+    """Answer 429 with Retry-After once the client is over the shared limit."""
+    @functools.wraps(view)
+    def limited(*args, **kwargs):
+        wait = check_submission()
+        if wait is not None:
+            response = jsonify(error=f"rate limit exceeded ({current_app.extensions['fd.limit'].rate} per client); "
+                                     f"retry in {wait} s")
+            response.status_code = 429
+            response.headers["Retry-After"] = str(wait)
+            return response
+        return view(*args, **kwargs)
+    return limited

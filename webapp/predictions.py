@@ -7,7 +7,7 @@ import re
 import time
 import uuid as uuidlib
 
-from flask import current_app
+from flask import current_app, request
 
 from flightdelay.schema import ValidationError, validate_request
 
@@ -25,6 +25,18 @@ def normalise_uuid(text: str) -> str | None:
     """The canonical (lower-case) form of a request UUID, or None. UUIDs are case-insensitive."""
     candidate = text.strip().lower() if isinstance(text, str) else ""
     return candidate if UUID_RE.match(candidate) else None
+
+
+def request_payload() -> dict | None:
+    """The submitted flight: a JSON object, or form fields (urlencoded or multipart); None for
+    anything else, including JSON nested too deeply to parse."""
+    if request.is_json:
+        try:
+            data = request.get_json(silent=True)
+        except RecursionError:
+            return None
+        return data if isinstance(data, dict) else None
+    return request.form.to_dict() if request.form else None
 
 
 def served_reference():
@@ -45,12 +57,17 @@ def requested_wait(raw: str | None, default: float = 0.0) -> float:
     return max(0.0, min(ceiling, wanted))
 
 
-def wait_for_result(uuid: str, seconds: float) -> dict | None:
-    """The prediction of ``uuid`` once this process's response consumer has it, waiting at most
-    ``seconds``; None if it has not arrived by then."""
-    if seconds <= 0:
-        return current_app.extensions["fd.results"].result(uuid)
-    return current_app.extensions["fd.results"].wait_for(uuid, seconds)
+def wait_for_outcome(uuid: str, seconds: float) -> tuple[str, dict | None]:
+    """('done', prediction) | ('rejected', reason) | ('pending', None) for a request this
+    process produced, once its answer reached this process's consumer or after ``seconds``."""
+    results = current_app.extensions["fd.results"]
+    if seconds > 0:
+        results.wait_for(uuid, seconds)
+    rejection = results.rejection(uuid)
+    if rejection is not None:
+        return "rejected", rejection
+    prediction = results.result(uuid)
+    return ("done", prediction) if prediction is not None else ("pending", None)
 
 
 def submit(payload, *, before_publish=None) -> str:
@@ -77,8 +94,11 @@ def submit(payload, *, before_publish=None) -> str:
 
 
 def lookup(uuid: str) -> tuple[str, dict | None]:
-    """('done', prediction) | ('pending', None) | ('unknown', None)."""
+    """('done', prediction) | ('rejected', {reason, fields}) | ('pending', None) | ('unknown', None)."""
     results = current_app.extensions["fd.results"]
+    rejection = results.rejection(uuid)
+    if rejection is not None:
+        return "rejected", rejection
     found = results.result(uuid)
     if found is None:
         found = current_app.extensions["fd.stores"].prediction(uuid)
