@@ -5,7 +5,7 @@ CSRF token (see webapp/classic.py, which also serves the original platform's rou
 """
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
 from webapp.limits import submission_limit
 from webapp.predictions import (Unavailable, ValidationError, lookup, normalise_uuid, request_payload,
@@ -54,3 +54,13 @@ def get_prediction(uuid: str):
         return jsonify(error="not a request UUID", uuid=uuid[:64]), 404
     state, outcome = lookup(canonical)
     return answer_for(canonical, state, outcome, pending={"status": "pending", "uuid": canonical})
+
+
+@bp.get("/api/v1/openapi.json")
+def openapi():
+    from webapp.openapi import openapi_spec
+    from webapp.predictions import served_reference
+
+    c = current_app.config
+    return jsonify(openapi_spec(c["SYNC_WAIT_MAX_S"], c["RATELIMIT_DEFAULT"], c["MAX_CONTENT_LENGTH"],
+                                served_reference()))
