@@ -43,6 +43,7 @@ def load_definition(path: Path = DEFINITION) -> dict:
 
 def fill_parameters(context: dict, s: Settings) -> dict:
     filled = copy.deepcopy(context)
+    filled.setdefault("instanceIdentifier", filled["identifier"])
     for param in filled["parameters"]:
         if param["name"] not in PARAMETERS:
             raise ValueError(f"flow parameter {param['name']!r} has no setting in nifi/deploy.py PARAMETERS")
@@ -58,6 +59,11 @@ def _place_in_group(group: dict) -> dict:
         for component in group.get(kind, []):
             component.setdefault("instanceIdentifier", component["identifier"])
             component["groupIdentifier"] = gid
+    for proc in group.get("processors", []):
+        # NiFi's flow comparison at start-up needs a descriptor for every property it is given.
+        proc.setdefault("propertyDescriptors", {
+            name: {"name": name, "displayName": name, "identifiesControllerService": False, "sensitive": False}
+            for name in proc["properties"]})
     for conn in group.get("connections", []):
         for end in ("source", "destination"):
             conn[end]["groupId"] = gid

@@ -44,7 +44,8 @@ def lib_dir(s: Settings) -> Path:
 
 
 def bootstrap_dir(s: Settings) -> Path:
-    return nifi_home(s) / "bootstrap"
+    # NiFi itself reads "lib/bootstrap" relative to its working directory: the layout of the bin zip.
+    return lib_dir(s) / "bootstrap"
 
 
 def kafka_nar_dir(s: Settings) -> Path:
@@ -65,7 +66,7 @@ class NiFi(Service):
         return f"http://{s.host}:{s.nifi_port}/nifi"
 
     def install(self, s: Settings) -> None:
-        # lib/ first: re-fetching it clears lib/java11, which the next line then fetches again.
+        # lib/ first: re-fetching it clears lib/java11 and lib/bootstrap, which are fetched next.
         maven_libs(POMS / "pom.xml", lib_dir(s), self.name)
         maven_libs(POMS / "java11" / "pom.xml", lib_dir(s) / "java11", self.name)
         maven_libs(POMS / "bootstrap" / "pom.xml", bootstrap_dir(s), self.name)
@@ -74,6 +75,10 @@ class NiFi(Service):
     def prepare(self, s: Settings, workdir: Path) -> None:
         from nifi import deploy
 
+        link = workdir / "lib"  # NiFi's working directory must have lib/ (it opens lib/bootstrap)
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(lib_dir(s), target_is_directory=True)
         deploy.write_conf(s, workdir, lib=lib_dir(s), extensions=kafka_nar_dir(s), java=java(s))
         deploy.write_flow(s, workdir / "conf" / "flow.json.gz")
         # The bootstrap's status file of a NiFi that was killed would make it look for that one.
