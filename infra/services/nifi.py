@@ -123,7 +123,7 @@ def build_kafka_nar(s: Settings, dest: Path) -> Path:
             return nar
         began = time.monotonic()
         print(f"[nifi] building {KAFKA_NAR} from the NiFi {NIFI_VERSION} source release "
-              f"(first run only, ~5-8 min on 2 cores); log {work / 'build.log'}", flush=True)
+              f"(first run only, 5-10 min on 2 cores); log {work / 'build.log'}", flush=True)
         tree = unpack_source_release(work)
         module = tree / KAFKA_NAR_MODULE
         run_reactor_build(s, tree, work / "build.log")
