@@ -86,10 +86,15 @@ class Settings:
                                                "the app's own origin always is")
     webapp_threads: int = _setting(128, "threads of the web app's server (gunicorn gthread, one process); each open websocket holds one")
 
+    # NiFi prediction archive
+    nifi_consumer_group: str = _setting("flightdelay-nifi-archive", "Kafka consumer group of NiFi's ConsumeKafka")
+    nifi_archive_dir: str = _setting("", "directory of NiFi's 10-second prediction files; empty: <state_dir>/nifi-archive")
+    nifi_heap: str = _setting("512m", "NiFi JVM heap (-Xms and -Xmx)")
+
     # Platform processes
     webapp_port: int = _setting(5001, "Flask web app")
     spark_ui_port: int = _setting(4040, "Spark UI of the streaming job")
-    nifi_port: int = _setting(8080, "NiFi UI and REST API")
+    nifi_port: int = _setting(8443, "NiFi UI and REST API, plain HTTP on loopback (the original platform's NiFi port)")
     airflow_port: int = _setting(8081, "Airflow API server and UI")
 
     @property
@@ -123,6 +128,10 @@ class Settings:
     @property
     def state(self) -> Path:
         return Path(self.state_dir)
+
+    @property
+    def nifi_archive(self) -> Path:
+        return Path(self.nifi_archive_dir) if self.nifi_archive_dir else self.state / "nifi-archive"
 
     @property
     def streaming_status_file(self) -> Path:

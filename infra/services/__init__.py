@@ -9,6 +9,7 @@ from infra.services.base import Service
 REGISTRY = {
     "mongo": "infra.services.mongo:Mongo",
     "kafka": "infra.services.kafka:Kafka",
+    "nifi": "infra.services.nifi:NiFi",
     "mlflow": "infra.services.mlflow_server:MLflowServer",
     "hdfs": "infra.services.hdfs:Hdfs",
     "cassandra": "infra.services.cassandra:Cassandra",

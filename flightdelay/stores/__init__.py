@@ -1,0 +1,1 @@
+"""One module per store of the platform: how it is read and written."""
