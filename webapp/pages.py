@@ -25,7 +25,7 @@ def _stores():
 
 @bp.get("/")
 def predict():
-    reference = current_app.extensions["fd.reference"]
+    reference = current_app.extensions["fd.reference"].current()
     return render_template("predict.html", options=form_options(reference), labels=LABELS,
                            timeout_s=current_app.config["RESULT_TIMEOUT_S"])
 

@@ -23,7 +23,7 @@ def submit(payload, *, before_publish=None) -> str:
     after validation and before the request reaches Kafka: the Socket.IO handler joins the
     client to the UUID's room there, so the answer can never arrive before the listener.
     """
-    request = validate_request(payload, current_app.extensions["fd.reference"])
+    request = validate_request(payload, current_app.extensions["fd.reference"].current())
     request["UUID"] = str(uuidlib.uuid4())
     request["requested_at"] = int(time.time() * 1000)
     if before_publish:
