@@ -134,13 +134,18 @@ class ServedModel:
     source: str       # "mlflow" or "shipped"
 
 
-def load_registered(s: Settings, version: str) -> ServedModel:
+def load_pipeline(s: Settings, version: str):
+    """The registered version's Spark PipelineModel."""
     import mlflow.spark
 
-    mv = client(s).get_model_version(s.model_name, version)
-    mlflow.set_tracking_uri(s.mlflow_uri)
+    mlflow.set_tracking_uri(s.mlflow_uri)   # "models:/" URIs resolve through the tracking server too
     mlflow.set_registry_uri(s.mlflow_uri)
-    pipeline = mlflow.spark.load_model(model_uri(s, version))
+    return mlflow.spark.load_model(model_uri(s, version))
+
+
+def load_registered(s: Settings, version: str) -> ServedModel:
+    mv = client(s).get_model_version(s.model_name, version)
+    pipeline = load_pipeline(s, version)
     reference = reference_from_run(mv.run_id, s.mlflow_uri)
     log.info("loaded %s version %s (run %s) from MLflow", s.model_name, version, mv.run_id)
     return ServedModel(s.model_name, str(version), pipeline, reference, "mlflow")

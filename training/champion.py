@@ -50,8 +50,6 @@ def holdout_of_run(spark, run):
 
 def evaluate(s: Settings, version: str) -> dict:
     """Score VERSION (as registered) and the served model on VERSION's holdout."""
-    import mlflow.spark
-
     from flightdelay.spark import get_spark
     from training import evaluate as metrics
     from training import tracking
@@ -62,8 +60,7 @@ def evaluate(s: Settings, version: str) -> dict:
     spark = get_spark(s, "flightdelay-evaluate")
     try:
         test_raw = holdout_of_run(spark, run)
-        mlflow.set_registry_uri(s.mlflow_uri)
-        candidate = mlflow.spark.load_model(registry.model_uri(s, version))
+        candidate = registry.load_pipeline(s, version)
         accuracy = metrics.holdout_accuracy(candidate, registry.reference_from_run(mv.run_id, s.mlflow_uri), test_raw)
         logged = run.data.metrics["holdout_accuracy"]
         if abs(accuracy - logged) > 1e-9:

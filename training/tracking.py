@@ -123,8 +123,6 @@ class Baseline:
 def served_baseline(s: Settings, test_raw) -> Baseline:
     """Score the model being served on ``test_raw`` with its own reference data: the champion,
     or, when the registry has none, the shipped default model (which the job then serves)."""
-    import mlflow.spark
-
     current = registry.champion(s)
     if current is None:
         from pyspark.ml import PipelineModel
@@ -132,9 +130,8 @@ def served_baseline(s: Settings, test_raw) -> Baseline:
         model, reference = PipelineModel.load(str(registry.SHIPPED.pipeline)), registry.shipped_reference()
         version = registry.SHIPPED_VERSION
     else:
-        mlflow.set_registry_uri(s.mlflow_uri)
         version = str(current.version)
-        model = mlflow.spark.load_model(registry.model_uri(s, version))
+        model = registry.load_pipeline(s, version)
         reference = registry.reference_from_run(current.run_id, s.mlflow_uri)
     baseline = Baseline(version, evaluate.holdout_accuracy(model, reference, test_raw))
     log.info("served model: %s, accuracy %.4f on this holdout", baseline.label, baseline.accuracy)
