@@ -135,4 +135,4 @@ def retrain_flight_delay():
     report(promote(evaluate(trained)), trained)
 
 
-retrain_flight_delay()
+retrain_flight_delay_dag = retrain_flight_delay()
