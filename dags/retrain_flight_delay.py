@@ -94,10 +94,10 @@ def model_args(params: dict) -> list[str]:
 
 @dag(
     dag_id="retrain_flight_delay",
-    # Sundays 03:00 UTC. No start_date: with one, Airflow runs the latest missed interval as soon
-    # as the DAG appears, i.e. a full retrain at every fresh `make up`; without, the first run
-    # is the next Sunday.
-    schedule=CronTriggerTimetable("0 3 * * 0", timezone="UTC", run_immediately=False),
+    # Sundays 03:00 UTC. No start_date and run_immediately=0: otherwise Airflow runs the latest
+    # missed (or, by default, a recent) Sunday as soon as the DAG appears, i.e. a full retrain at
+    # every fresh `make up`; this way the first scheduled run is the next Sunday.
+    schedule=CronTriggerTimetable("0 3 * * 0", timezone="UTC", run_immediately=dt.timedelta(0)),
     catchup=False,
     max_active_runs=1,
     params=PARAMS,
