@@ -176,10 +176,16 @@ def _airflow_and_mlflow_screenshots(s, page, dag_run_id, mlflow_run_id):
     page.wait_for_url(lambda url: "/auth/login" not in url, timeout=30_000)
     page.goto(f"{s.airflow_url}/dags/{DAG_ID}/runs/{dag_run_id}")
     page.wait_for_selector("text=report", timeout=60_000)
+    page.click("button[value=graph]")
+    page.wait_for_selector(".react-flow__node", timeout=60_000)
     page.wait_for_timeout(2000)
+    assert page.locator(".react-flow__node").count() >= 5
     shot(page, "airflow-dag-run")
     experiment = registry.client(s).get_run(mlflow_run_id).info.experiment_id
     page.goto(f"{s.mlflow_uri}/#/experiments/{experiment}/runs/{mlflow_run_id}")
-    page.wait_for_selector("text=holdout_accuracy", timeout=60_000)
+    page.wait_for_selector("text=promotion_reason", timeout=60_000)
+    close_assistant = page.locator("button[aria-label='Close']")
+    if close_assistant.count():
+        close_assistant.first.click()
     page.wait_for_timeout(1000)
     shot(page, "mlflow-promoted-run")
