@@ -41,10 +41,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from flightdelay.reference import SEASON_KEY_SEPARATOR, Reference
-from flightdelay.schema import DATE_FORMAT, LABEL_COLUMN, ROUTE_SEPARATOR
+from flightdelay.schema import JAVA_DATE_FORMAT, LABEL_COLUMN, ROUTE_SEPARATOR
 
-JAVA_DATE_FORMAT = "yyyy-MM-dd"
-assert DATE_FORMAT == "%Y-%m-%d", "keep JAVA_DATE_FORMAT in step with schema.DATE_FORMAT"
 
 CATEGORICAL = ("Carrier", "Origin", "Dest", "Route")
 DERIVED_COLUMNS = ("Route", "DayOfMonth", "DayOfWeek", "DayOfYear", "Month", "Season", "DepHour", "ArrHour",
