@@ -121,7 +121,7 @@ def status_line(s: Settings, svc: Service) -> str:
     running = alive(tracked)
     state = "up" if running and probe_ok(s, svc) else ("starting" if running else "down")
     pid = str(tracked.pid) if running else "-"
-    return f"{svc.name:<12} {state:<9} port {svc.port(s):<6} pid {pid:<8} log {log_file(s, svc)}"
+    return f"{svc.name:<21} {state:<9} port {svc.port(s):<6} pid {pid:<8} log {log_file(s, svc)}"
 
 
 def up(s: Settings, services: list[Service]) -> list[Service]:

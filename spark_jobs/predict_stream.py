@@ -37,9 +37,9 @@ from pyspark.sql import functions as F
 from flightdelay import schema
 from flightdelay.config import Settings, load_settings
 from flightdelay.features import PREDICTION_COLUMN, PROBABILITY_COLUMN, add_features
+from flightdelay.registry import ServedModel, champion_version, load_registered, load_served_model
 from flightdelay.spark import get_spark
 from spark_jobs import sinks
-from spark_jobs.model import ServedModel, champion_version, load_registered, load_served_model
 from spark_jobs.validate import ERRORS, error_summary, is_valid, validated
 
 log = logging.getLogger("spark_jobs.predict_stream")

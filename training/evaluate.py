@@ -6,7 +6,8 @@ from pathlib import Path
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from flightdelay.schema import LABELS
+from flightdelay import features
+from flightdelay.schema import LABEL_COLUMN, LABEL_SPLITS, LABELS
 
 
 def confusion_matrix(scored: DataFrame, label_col: str, prediction_col: str = "prediction") -> list[list[int]]:
@@ -40,6 +41,20 @@ def metrics_from_confusion(cm: list[list[int]]) -> dict:
             "per_class": per_class, "confusion_matrix": cm, "rows": total}
 
 
+def labelled(frame: DataFrame) -> DataFrame:
+    """ArrDelay bucketed into the label classes (training only: the served model never sees it)."""
+    from pyspark.ml.feature import Bucketizer
+
+    return Bucketizer(splits=list(LABEL_SPLITS), inputCol="ArrDelay", outputCol=LABEL_COLUMN).transform(frame)
+
+
+def holdout_accuracy(model, reference, test_raw: DataFrame) -> float:
+    """Accuracy of a fitted PipelineModel on raw holdout rows, its features built with ITS
+    reference data: how a candidate and the served model are compared on the same rows."""
+    scored = model.transform(labelled(features.add_features(test_raw, reference)))
+    return metrics_from_confusion(confusion_matrix(scored, LABEL_COLUMN))["accuracy"]
+
+
 def majority_baseline(train_counts: dict[int, int], test_cm_rows: list[int]) -> dict:
     """Always predict the most frequent TRAINING class; scored on the holdout class counts."""
     majority = max(sorted(train_counts), key=lambda k: train_counts[k])
@@ -63,7 +78,8 @@ def plot_confusion(cm: list[list[int]], path: Path, title: str) -> Path:
     names = [f"{k}: {LABELS[k]}" for k in range(n)]
     ax.set_xticks(range(n), names, rotation=30, ha="right")
     ax.set_yticks(range(n), names)
-    ax.set_xlabel("predicted"); ax.set_ylabel("actual (holdout)")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual (holdout)")
     for t in range(n):
         for p in range(n):
             ax.text(p, t, f"{cm[t][p]}\n{share[t][p]:.0%}", ha="center", va="center",

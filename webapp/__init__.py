@@ -22,7 +22,7 @@ def create_app(test_config: dict | None = None, *, settings: Settings | None = N
     """Build the app. Tests pass a fake ``bridge`` (no Kafka) and ``start_consumer=False``."""
     from flask_wtf.csrf import CSRFProtect
 
-    from flightdelay.reference import load_reference
+    from flightdelay.registry import ServedReference
     from webapp import api, classic, events, pages, security
     from webapp.bridge import KafkaBridge
     from webapp.limits import SubmissionLimit
@@ -46,7 +46,8 @@ def create_app(test_config: dict | None = None, *, settings: Settings | None = N
         app.config.update(test_config)
 
     app.extensions["fd.settings"] = settings
-    app.extensions["fd.reference"] = load_reference()
+    # The reference data of the model the job serves (the champion's, following the alias).
+    app.extensions["fd.reference"] = ServedReference(settings)
     app.extensions["fd.results"] = ResultStore()
     app.extensions["fd.bridge"] = bridge or KafkaBridge(settings)
     app.extensions["fd.stores"] = stores or Stores(settings)
@@ -70,13 +71,15 @@ def create_app(test_config: dict | None = None, *, settings: Settings | None = N
 
 
 def start_response_consumer(app: Flask) -> None:
-    """One background task per process: Kafka responses -> the Socket.IO room of each UUID."""
+    """Background tasks, once per process: Kafka responses -> the Socket.IO room of each UUID;
+    the served model's reference data follows the registry alias."""
     if app.extensions.get("fd.consumer_started"):
         return
     app.extensions["fd.consumer_started"] = True
     socketio.start_background_task(app.extensions["fd.bridge"].consume_responses,
                                    lambda prediction: deliver_prediction(app, prediction),
                                    lambda rejection: deliver_rejection(app, rejection))
+    socketio.start_background_task(app.extensions["fd.reference"].follow, socketio.sleep)
 
 
 def deliver_prediction(app: Flask, prediction: dict) -> bool:

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 from flightdelay import health
 from flightdelay.schema import LABELS
 from flightdelay.stores import text_archive
+from webapp.predictions import served_reference
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ def _stores():
 
 @bp.get("/")
 def predict():
-    reference = current_app.extensions["fd.reference"]
+    reference = served_reference()
     return render_template("predict.html", options=form_options(reference), labels=LABELS,
                            timeout_s=current_app.config["RESULT_TIMEOUT_S"])
 

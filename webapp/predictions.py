@@ -40,8 +40,9 @@ def request_payload() -> dict | None:
 
 
 def served_reference():
-    """Reference data of the served model: routes, airports, their schedules."""
-    return current_app.extensions["fd.reference"]
+    """Reference data of the served model: routes, airports, their schedules (the champion's,
+    following the registry alias, as the job serves it: flightdelay.registry.ServedReference)."""
+    return current_app.extensions["fd.reference"].current()
 
 
 def requested_wait(raw: str | None, default: float = 0.0) -> float:

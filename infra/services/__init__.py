@@ -15,6 +15,9 @@ REGISTRY = {
     "cassandra": "infra.services.cassandra:Cassandra",
     "streaming": "infra.services.platform:StreamingJob",
     "webapp": "infra.services.platform:WebApp",
+    "airflow": "infra.services.airflow:AirflowApiServer",
+    "airflow-scheduler": "infra.services.airflow:AirflowScheduler",
+    "airflow-dag-processor": "infra.services.airflow:AirflowDagProcessor",
 }
 
 

@@ -73,7 +73,7 @@ def test_destinations_follow_the_origin(platform, page):
 def test_status_and_model_pages(platform, page):
     page.goto(base(platform) + "/status")
     page.wait_for_selector("table.data")
-    for name in ("Kafka", "MongoDB", "Cassandra", "HDFS", "MLflow", "Spark streaming job", "NiFi"):
+    for name in ("Kafka", "MongoDB", "Cassandra", "HDFS", "MLflow", "Spark streaming job", "NiFi", "Airflow"):
         row = page.locator("tr", has_text=name).first.inner_text()
         assert "up" in row.split(), row
     assert "NiFi 1.18.0" in page.locator("tr", has_text="NiFi").first.inner_text()
@@ -82,7 +82,9 @@ def test_status_and_model_pages(platform, page):
         assert "running" in row.split(), row
     shot(page, "status")
     page.goto(base(platform) + "/model")
-    assert "holdout_accuracy" in page.inner_text("main")
+    model = page.inner_text("main")
+    assert "holdout_accuracy" in model
+    assert "MLflow registry alias" in model and "Trained by MLflow run" in model  # a real registry entry
     shot(page, "model")
 
 
