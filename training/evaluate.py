@@ -63,7 +63,8 @@ def plot_confusion(cm: list[list[int]], path: Path, title: str) -> Path:
     names = [f"{k}: {LABELS[k]}" for k in range(n)]
     ax.set_xticks(range(n), names, rotation=30, ha="right")
     ax.set_yticks(range(n), names)
-    ax.set_xlabel("predicted"); ax.set_ylabel("actual (holdout)")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual (holdout)")
     for t in range(n):
         for p in range(n):
             ax.text(p, t, f"{cm[t][p]}\n{share[t][p]:.0%}", ha="center", va="center",

@@ -8,7 +8,6 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
-import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature

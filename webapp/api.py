@@ -4,7 +4,6 @@ from __future__ import annotations
 import re
 
 from flask import Blueprint, current_app, jsonify, request
-
 from flask_wtf.csrf import CSRFError
 
 from webapp.limits import limiter

@@ -136,9 +136,9 @@ class Stores:
                 "ui_url": s.mlflow_uri}
 
     def champion_plot(self, run_id: str, path: str) -> bytes:
-        from mlflow.tracking import MlflowClient
-
         import tempfile
+
+        from mlflow.tracking import MlflowClient
 
         client = MlflowClient(tracking_uri=self.settings.mlflow_uri)
         with tempfile.TemporaryDirectory() as tmp:

@@ -13,6 +13,7 @@ from flightdelay.config import REPO_ROOT, Settings
 from flightdelay.health import check_spark_ui, http_get
 from infra.process import StackError
 from infra.services.base import Service, java_env
+from infra.services.spark_connector import install_spark_connector
 
 SOCKETIO_CLIENT = "socket.io-client@4.8.1"
 
@@ -34,6 +35,9 @@ class StreamingJob(Service):
 
     def url(self, s: Settings) -> str:
         return f"http://{s.host}:{s.spark_ui_port}"
+
+    def install(self, s: Settings) -> None:
+        install_spark_connector(s)  # the job reads and writes Kafka through Spark's connector
 
     def command(self, s: Settings, workdir: Path) -> list[str]:
         s.streaming_status_file.unlink(missing_ok=True)

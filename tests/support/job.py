@@ -16,6 +16,7 @@ from pathlib import Path
 from flightdelay.config import REPO_ROOT, load_settings
 from infra.services.kafka import ensure_topics
 from infra.services.mongo import Mongo
+from infra.services.spark_connector import install_spark_connector
 
 
 def free_port():
@@ -51,6 +52,7 @@ class JobProcess:
         self.settings = load_settings(self.env)
         self.log = tmp / "job.log"
         self.proc = None
+        install_spark_connector(self.settings)
         ensure_topics(self.settings, self.settings.platform_topics)
         # The collection, its indexes and the _id lookup index, which lives in the running
         # server's own state directory (not this job's).
