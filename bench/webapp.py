@@ -19,9 +19,9 @@ import time
 import requests
 import socketio
 
+from bench.traffic import sample_requests
 from flightdelay.config import load_settings
 from flightdelay.reference import load_reference
-from tests.support.kafka import sample_requests
 
 FORM_FIELDS = ("Carrier", "Origin", "Dest", "FlightDate", "CRSDepTime", "CRSArrTime", "DepDelay", "FlightNum")
 

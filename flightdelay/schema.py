@@ -24,6 +24,8 @@ CARRIER_RE = r"^[A-Z0-9]{2}$"          # IATA airline code, e.g. "UA", "9E"
 AIRPORT_RE = r"^[A-Z0-9]{3}$"          # FAA/IATA airport code, e.g. "EWR"
 DATE_RE = r"^\d{4}-\d{2}-\d{2}$"       # FlightDate, ISO calendar date
 DATE_FORMAT = "%Y-%m-%d"
+JAVA_DATE_FORMAT = "yyyy-MM-dd"         # the same format for Spark (to_date, try_to_date)
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 DATE_MIN = "1990-01-01"                # the model generalises by day/month, not by year
 DATE_MAX = "2099-12-31"
 HHMM_MIN, HHMM_MAX = 0, 2359           # CRSDepTime / CRSArrTime: int HHMM, minutes < 60
@@ -107,6 +109,8 @@ _RESPONSE_TYPES = {
 }
 RESPONSE_DDL = ", ".join(
     f"{n} {_RESPONSE_TYPES[n] if n in _RESPONSE_TYPES else FIELDS[n].spark_type}" for n in RESPONSE_FIELDS)
+# Response fields that may be null in a complete prediction: the request's optional fields.
+OPTIONAL_RESPONSE_FIELDS = tuple(n for n in RESPONSE_FIELDS if n in FIELDS and not FIELDS[n].required)
 
 
 # --------------------------------------------------------------------------------------------

@@ -20,8 +20,6 @@ MAX_MESSAGE_BYTES = 8192
 RAW = "value"
 PARSED = "_request"
 ERRORS = "errors"
-UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-JAVA_DATE_FORMAT = "yyyy-MM-dd"
 
 
 RAW_FIELDS = "_raw_fields"
@@ -51,7 +49,7 @@ def _checks_for(name: str, spec: schema.FieldSpec, value: Column) -> list[tuple[
     if spec.kind == "code":
         checks.append((~value.rlike(spec.pattern), F.concat(F.lit("is not a valid code: "), value)))
     elif spec.kind == "date":
-        parsed = F.try_to_date(value, JAVA_DATE_FORMAT)
+        parsed = F.try_to_date(value, schema.JAVA_DATE_FORMAT)
         checks.append((~value.rlike(schema.DATE_RE) | parsed.isNull(),
                        F.concat(F.lit("is not a calendar date YYYY-MM-DD: "), value)))
         checks.append(((value < F.lit(schema.DATE_MIN)) | (value > F.lit(schema.DATE_MAX)),
@@ -64,7 +62,7 @@ def _checks_for(name: str, spec: schema.FieldSpec, value: Column) -> list[tuple[
         checks.append((F.isnan(value.cast("double")) | (value < spec.minimum) | (value > spec.maximum),
                        F.lit(f"must be between {spec.minimum:g} and {spec.maximum:g}")))
     elif spec.kind == "uuid":
-        checks.append((~value.rlike(UUID_PATTERN), F.lit("is not a UUID")))
+        checks.append((~value.rlike(schema.UUID_PATTERN), F.lit("is not a UUID")))
     elif spec.kind == "epoch_ms":
         checks.append((value < spec.minimum, F.lit("must be a non-negative epoch time in milliseconds")))
     return checks

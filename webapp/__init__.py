@@ -27,6 +27,7 @@ def create_app(test_config: dict | None = None, *, settings: Settings | None = N
     from webapp import api, events, pages
     from webapp.bridge import KafkaBridge
     from webapp.limits import limiter
+    from webapp.predictions import start_response_consumer
     from webapp.results import ResultStore
     from webapp.stores import Stores
 
@@ -59,31 +60,6 @@ def create_app(test_config: dict | None = None, *, settings: Settings | None = N
     if start_consumer:
         start_response_consumer(app)
     return app
-
-
-def start_response_consumer(app: Flask) -> None:
-    """One background task per process: Kafka responses -> the Socket.IO room of each UUID."""
-    if app.extensions.get("fd.consumer_started"):
-        return
-    app.extensions["fd.consumer_started"] = True
-    socketio.start_background_task(app.extensions["fd.bridge"].consume_responses,
-                                   lambda prediction: deliver_prediction(app, prediction))
-
-
-def deliver_prediction(app: Flask, prediction: dict) -> bool:
-    """Push one prediction to the Socket.IO room of its UUID (never broadcast). A repeated
-    response (the Kafka sink is at-least-once) is recognised by UUID and not pushed again."""
-    uuid = prediction.get("UUID")
-    if not uuid:
-        log.warning("response without UUID ignored")
-        return False
-    if not app.extensions["fd.results"].record(uuid, prediction):
-        log.info("uuid=%s duplicate response ignored", uuid)
-        return False
-    socketio.emit("prediction", prediction, to=uuid)
-    log.info("uuid=%s prediction %s (%s v%s) pushed to its room", uuid, prediction.get("prediction"),
-             prediction.get("model_name"), prediction.get("model_version"))
-    return True
 
 
 def main() -> int:

@@ -6,12 +6,13 @@ import re
 from flask import Blueprint, current_app, jsonify, request
 from flask_wtf.csrf import CSRFError
 
+from flightdelay.schema import UUID_PATTERN
 from webapp.limits import limiter
 from webapp.predictions import Unavailable, ValidationError, lookup, submit
 
 bp = Blueprint("api", __name__)
 
-UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+UUID_RE = re.compile(UUID_PATTERN)
 
 
 def _api_rate() -> str:

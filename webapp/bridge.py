@@ -16,6 +16,7 @@ import time
 import uuid as uuidlib
 from typing import Callable
 
+from flightdelay import kafka
 from flightdelay.config import Settings
 
 log = logging.getLogger(__name__)
@@ -31,12 +32,8 @@ class KafkaBridge:
     @property
     def producer(self):
         if self._producer is None:
-            from confluent_kafka import Producer
-
-            self._producer = Producer({
-                "bootstrap.servers": self.settings.kafka_bootstrap,
+            self._producer = kafka.producer(self.settings, {
                 "linger.ms": 0,  # a person is waiting: send now, do not batch
-                "acks": "all",
                 "enable.idempotence": True,
                 "message.timeout.ms": 10_000,
             })
@@ -61,14 +58,11 @@ class KafkaBridge:
 
     def consume_responses(self, on_prediction: Callable[[dict], None]) -> None:
         """Loop until stop(): read predictions and pass each decoded one to ``on_prediction``."""
-        from confluent_kafka import Consumer
-
         group = f"webapp-{socket.gethostname()}-{os.getpid()}-{uuidlib.uuid4().hex[:6]}"
         while not self._stop.is_set():
             try:
-                consumer = Consumer({"bootstrap.servers": self.settings.kafka_bootstrap, "group.id": group,
-                                     "auto.offset.reset": "latest", "enable.auto.commit": True,
-                                     "fetch.wait.max.ms": 10})
+                consumer = kafka.consumer(self.settings, group, {
+                    "auto.offset.reset": "latest", "enable.auto.commit": True, "fetch.wait.max.ms": 10})
                 consumer.subscribe([self.settings.response_topic], on_assign=self._on_assign)
                 self._poll_loop(consumer, on_prediction)
                 consumer.close()

@@ -1,13 +1,16 @@
-"""Accepting a prediction request: validate with the shared schema, stamp, produce to Kafka."""
+"""Both halves of a prediction in the web app: the request (validate with the shared schema,
+stamp, produce to Kafka; look a result up) and the response (a prediction from Kafka pushed to
+the Socket.IO room of its UUID)."""
 from __future__ import annotations
 
 import logging
 import time
 import uuid as uuidlib
 
-from flask import current_app
+from flask import Flask, current_app
 
 from flightdelay.schema import ValidationError, validate_request
+from webapp import socketio
 
 log = logging.getLogger(__name__)
 
@@ -52,4 +55,29 @@ def lookup(uuid: str) -> tuple[str, dict | None]:
     return "unknown", None
 
 
-__all__ = ["ValidationError", "Unavailable", "submit", "lookup"]
+def start_response_consumer(app: Flask) -> None:
+    """One background task per process: Kafka responses -> the Socket.IO room of each UUID."""
+    if app.extensions.get("fd.consumer_started"):
+        return
+    app.extensions["fd.consumer_started"] = True
+    socketio.start_background_task(app.extensions["fd.bridge"].consume_responses,
+                                   lambda prediction: deliver_prediction(app, prediction))
+
+
+def deliver_prediction(app: Flask, prediction: dict) -> bool:
+    """Push one prediction to the Socket.IO room of its UUID (never broadcast). A repeated
+    response (the Kafka sink is at-least-once) is recognised by UUID and not pushed again."""
+    uuid = prediction.get("UUID")
+    if not uuid:
+        log.warning("response without UUID ignored")
+        return False
+    if not app.extensions["fd.results"].record(uuid, prediction):
+        log.info("uuid=%s duplicate response ignored", uuid)
+        return False
+    socketio.emit("prediction", prediction, to=uuid)
+    log.info("uuid=%s prediction %s (%s v%s) pushed to its room", uuid, prediction.get("prediction"),
+             prediction.get("model_name"), prediction.get("model_version"))
+    return True
+
+
+__all__ = ["ValidationError", "Unavailable", "submit", "lookup", "start_response_consumer", "deliver_prediction"]

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from flightdelay import status as job_status
 from flightdelay.config import REPO_ROOT, Settings
 from flightdelay.health import check_spark_ui, http_get
 from infra.process import StackError
@@ -40,7 +41,7 @@ class StreamingJob(Service):
         install_spark_connector(s)  # the job reads and writes Kafka through Spark's connector
 
     def command(self, s: Settings, workdir: Path) -> list[str]:
-        s.streaming_status_file.unlink(missing_ok=True)
+        job_status.clear(s)
         return [sys.executable, "-m", "spark_jobs.predict_stream"]
 
     def env(self, s: Settings) -> dict[str, str]:
@@ -48,8 +49,10 @@ class StreamingJob(Service):
 
     def probe(self, s: Settings) -> None:
         check_spark_ui(s)
-        status = json.loads(s.streaming_status_file.read_text())
-        inactive = [name for name, q in status["queries"].items() if not q["active"]]
+        status = job_status.read(s)
+        if status is None:
+            raise StackError("the job has not written its status yet")
+        inactive = job_status.inactive_queries(status)
         if inactive:
             raise StackError(f"queries not running: {', '.join(inactive)}")
 
