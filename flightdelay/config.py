@@ -78,8 +78,14 @@ class Settings:
 
     # Web app
     webapp_result_timeout_s: float = _setting(10.0, "seconds the page waits for a prediction before saying so")
-    webapp_rate_limit: str = _setting("600 per minute", "API rate limit per client address")
-    webapp_secret_key: str = _setting("", "Flask secret key (CSRF tokens); empty: random per process")
+    webapp_rate_limit: str = _setting("600 per minute", "submissions per client address, every route together")
+    webapp_sync_wait_max_s: float = _setting(10.0, "longest wait of a synchronous prediction request (?wait=, /classify)")
+    webapp_secret_key: str = _setting("", "Flask secret key (CSRF tokens); empty: generated once into the state dir")
+    webapp_max_request_bytes: int = _setting(16384, "largest request body or Socket.IO message accepted (413 beyond)")
+    webapp_allowed_origins: str = _setting("", "extra origins (comma-separated) allowed to open Socket.IO connections; "
+                                               "the app's own origin always is")
+    webapp_threads: int = _setting(128, "threads of the web app's server (gunicorn gthread, one process); "
+                                        "each open websocket holds one")
 
     # Platform processes
     webapp_port: int = _setting(5001, "Flask web app")

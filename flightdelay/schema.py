@@ -13,19 +13,26 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import re
-import uuid as _uuidlib
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 # --------------------------------------------------------------------------------------------
 # Validation rules as data
 # --------------------------------------------------------------------------------------------
-CARRIER_RE = r"^[A-Z0-9]{2}$"          # IATA airline code, e.g. "UA", "9E"
-AIRPORT_RE = r"^[A-Z0-9]{3}$"          # FAA/IATA airport code, e.g. "EWR"
-DATE_RE = r"^\d{4}-\d{2}-\d{2}$"       # FlightDate, ISO calendar date
+# Every rule is ASCII-only on purpose: Python's \d, str.strip(), str.upper() and float() accept
+# Unicode digits, spaces and letters that Java's (Spark's) do not, and the web app and the job
+# must agree on every input (tests/unit/test_validator_agreement.py).
+CARRIER_RE = r"^[A-Za-z0-9]{2}$"       # IATA airline code, e.g. "UA", "9E" (upper-cased after the check)
+AIRPORT_RE = r"^[A-Za-z0-9]{3}$"       # FAA/IATA airport code, e.g. "EWR"
+DATE_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"   # FlightDate, ISO calendar date
+UUID_RE = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+INTEGER_RE = r"^[+-]?[0-9]{1,18}$"     # digit strings from web forms; longer is out of any range
+DECIMAL_RE = r"^[+-]?([0-9]{1,18}(\.[0-9]{0,18})?|\.[0-9]{1,18})([eE][+-]?[0-9]{1,3})?$"
+ASCII_WHITESPACE = " \t\n\r\x0b\x0c"  # what Java's \s matches; the job trims the same set
+JAVA_DATE_FORMAT = "yyyy-MM-dd"        # DATE_FORMAT for Spark
+EPOCH_MS_MAX = 2**63 - 1               # Spark BIGINT
+QUOTE_LIMIT = 40                       # characters of an offending value quoted in a message
 DATE_FORMAT = "%Y-%m-%d"
-JAVA_DATE_FORMAT = "yyyy-MM-dd"         # the same format for Spark (to_date, try_to_date)
-UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 DATE_MIN = "1990-01-01"                # the model generalises by day/month, not by year
 DATE_MAX = "2099-12-31"
 HHMM_MIN, HHMM_MAX = 0, 2359           # CRSDepTime / CRSArrTime: int HHMM, minutes < 60
@@ -63,7 +70,7 @@ FIELDS: dict[str, FieldSpec] = {f.name: f for f in (
               minimum=FLIGHT_NUM_MIN, maximum=FLIGHT_NUM_MAX),
     FieldSpec("UUID", "uuid", "STRING", True, "request id, added by the web app", user=False),
     FieldSpec("requested_at", "epoch_ms", "BIGINT", True, "request time in epoch ms, added by the web app",
-              minimum=0, user=False),
+              minimum=0, maximum=EPOCH_MS_MAX, user=False),
 )}
 
 USER_FIELDS = tuple(name for name, f in FIELDS.items() if f.user)
@@ -136,18 +143,32 @@ def hhmm_is_valid(value: int) -> bool:
     return HHMM_MIN <= value <= HHMM_MAX and value % 100 < 60
 
 
-def _is_blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and value.strip() == "")
+def quoted(value: Any) -> str:
+    """A short, printable quotation of an offending value for an error message: never echo
+    megabytes back to the sender."""
+    text = repr(value)
+    return text if len(text) <= QUOTE_LIMIT else f"{text[:QUOTE_LIMIT]}... ({len(text)} characters)"
+
+
+def _trim(text: str) -> str:
+    return text.strip(ASCII_WHITESPACE)
+
+
+def _is_blank(value: Any, strict: bool = False) -> bool:
+    """Absent. Web forms send "" for an empty field; on Kafka (``strict``) only null is absent."""
+    if value is None:
+        return True
+    return not strict and isinstance(value, str) and _trim(value) == ""
 
 
 def _code(value: Any, spec: FieldSpec) -> str:
     if not isinstance(value, str):
         raise _Bad(f"must be a text code, got {type(value).__name__}")
-    code = value.strip().upper()
-    if not re.match(spec.pattern, code):
+    text = _trim(value)
+    if not re.match(spec.pattern, text):
         size = 2 if spec.pattern == CARRIER_RE else 3
-        raise _Bad(f"{value!r} is not a valid code ({size} letters or digits)")
-    return code
+        raise _Bad(f"{quoted(value)} is not a valid code ({size} letters or digits)")
+    return text.upper()
 
 
 def _date(value: Any, spec: FieldSpec) -> str:
@@ -157,53 +178,59 @@ def _date(value: Any, spec: FieldSpec) -> str:
         value = value.isoformat()
     if not isinstance(value, str):
         raise _Bad(f"must be a date string YYYY-MM-DD, got {type(value).__name__}")
-    text = value.strip()
+    text = _trim(value)
     if not re.match(DATE_RE, text):
-        raise _Bad(f"{value!r} is not a date in the form YYYY-MM-DD")
+        raise _Bad(f"{quoted(value)} is not a date in the form YYYY-MM-DD")
     try:
         _dt.datetime.strptime(text, DATE_FORMAT)
     except ValueError:
-        raise _Bad(f"{value!r} is not a calendar date") from None
+        raise _Bad(f"{quoted(value)} is not a calendar date") from None
     if not DATE_MIN <= text <= DATE_MAX:
         raise _Bad(f"must be between {DATE_MIN} and {DATE_MAX}")
     return text
 
 
-def _integer(value: Any) -> int:
-    """int, integral float, or a string of digits (web forms send strings)."""
+def _integer(value: Any, strict: bool = False) -> int:
+    """int, or (from web forms, not ``strict``) an integral float or a string of ASCII digits.
+    ``strict`` is the job's typing of a Kafka message: a JSON integer, nothing else."""
     if isinstance(value, bool):
         raise _Bad("must be a number, got a boolean")
     if isinstance(value, int):
         return value
+    if strict:
+        raise _Bad(f"must be a whole JSON number, got {type(value).__name__} {quoted(value)}")
     if isinstance(value, float):
         if math.isfinite(value) and value.is_integer():
             return int(value)
-        raise _Bad(f"must be a whole number, got {value!r}")
-    if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
-        return int(value.strip())
-    raise _Bad(f"must be a whole number, got {value!r}")
+        raise _Bad(f"must be a whole number, got {quoted(value)}")
+    if isinstance(value, str) and re.match(INTEGER_RE, _trim(value)):
+        return int(_trim(value))
+    raise _Bad(f"must be a whole number, got {quoted(value)}")
 
 
-def _hhmm(value: Any, spec: FieldSpec) -> int:
+def _hhmm(value: Any, spec: FieldSpec, strict: bool = False) -> int:
     try:
-        number = _integer(value)
+        number = _integer(value, strict)
     except _Bad:
-        raise _Bad(f"must be a time HHMM between 0000 and 2359, got {value!r}") from None
+        raise _Bad(f"must be a time HHMM between 0000 and 2359, got {quoted(value)}") from None
     if not hhmm_is_valid(number):
-        raise _Bad(f"{value!r} is not a time of day: HHMM between 0000 and 2359 with minutes below 60")
+        raise _Bad(f"{quoted(value)} is not a time of day: HHMM between 0000 and 2359 with minutes below 60")
     return number
 
 
-def _float(value: Any, spec: FieldSpec) -> float:
+def _float(value: Any, spec: FieldSpec, strict: bool = False) -> float:
     if isinstance(value, bool):
         raise _Bad("must be a number of minutes, got a boolean")
-    if isinstance(value, (int, float)):
+    if isinstance(value, int):
+        if abs(value) > 10 ** 300:  # float() of a huge int overflows; it is out of range anyway
+            raise _Bad(f"must be between {spec.minimum:g} and {spec.maximum:g} minutes")
         number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            raise _Bad(f"must be a number of minutes, got {value!r}") from None
+    elif isinstance(value, float):
+        number = value
+    elif isinstance(value, str) and not strict:
+        if not re.match(DECIMAL_RE, _trim(value)):
+            raise _Bad(f"must be a number of minutes, got {quoted(value)}")
+        number = float(_trim(value))
     else:
         raise _Bad(f"must be a number of minutes, got {type(value).__name__}")
     if not math.isfinite(number):
@@ -213,27 +240,28 @@ def _float(value: Any, spec: FieldSpec) -> float:
     return number
 
 
-def _int(value: Any, spec: FieldSpec) -> int:
-    number = _integer(value)
+def _int(value: Any, spec: FieldSpec, strict: bool = False) -> int:
+    number = _integer(value, strict)
     if not spec.minimum <= number <= spec.maximum:
         raise _Bad(f"must be between {spec.minimum:g} and {spec.maximum:g}, got {number}")
     return number
 
 
 def _uuid(value: Any, spec: FieldSpec) -> str:
-    try:
-        return str(_uuidlib.UUID(str(value)))
-    except ValueError:
-        raise _Bad(f"{value!r} is not a UUID") from None
+    """The canonical hyphenated form only (the job's pattern), in any letter case."""
+    if not isinstance(value, str) or not re.match(UUID_RE, value):
+        raise _Bad(f"{quoted(value)} is not a UUID")
+    return value.lower()
 
 
-def _epoch_ms(value: Any, spec: FieldSpec) -> int:
-    number = _integer(value)
-    if number < spec.minimum:
+def _epoch_ms(value: Any, spec: FieldSpec, strict: bool = False) -> int:
+    number = _integer(value, strict)
+    if not spec.minimum <= number <= spec.maximum:
         raise _Bad("must be a non-negative epoch time in milliseconds")
     return number
 
 
+_TYPED_KINDS = ("hhmm", "float", "int", "epoch_ms")  # parsers that take the ``strict`` flag
 _PARSERS = {"code": _code, "date": _date, "hhmm": _hhmm, "float": _float, "int": _int,
             "uuid": _uuid, "epoch_ms": _epoch_ms}
 
@@ -243,9 +271,10 @@ def validate_request(payload: Mapping[str, Any], reference=None, *, envelope: bo
 
     ``reference`` (a ``flightdelay.reference.Reference``) checks carrier, airports and the route
     against the data the model was trained on; without it only the form of each field is checked.
-    ``envelope=True`` also requires the fields the web app adds (UUID, requested_at), as the
-    streaming job receives them. Unknown extra keys are ignored. The result holds every request
-    field of the chosen set (FlightNum may be None).
+    ``envelope=True`` checks a message as the streaming job receives it on Kafka: the fields
+    the web app adds (UUID, requested_at) are required too, and numbers must be JSON numbers
+    (web forms send strings; Kafka producers send typed JSON). Unknown extra keys are ignored.
+    The result holds every request field of the chosen set (FlightNum may be None).
     """
     if not isinstance(payload, Mapping):
         raise ValidationError({"request": f"must be a JSON object, got {type(payload).__name__}"})
@@ -255,23 +284,24 @@ def validate_request(payload: Mapping[str, Any], reference=None, *, envelope: bo
     for name in names:
         spec = FIELDS[name]
         value = payload.get(name)
-        if _is_blank(value):
+        if _is_blank(value, strict=envelope):
             if spec.required:
                 errors[name] = f"is required ({spec.description})"
             else:
                 clean[name] = None
             continue
         try:
-            clean[name] = _PARSERS[spec.kind](value, spec)
+            parse = _PARSERS[spec.kind]
+            clean[name] = parse(value, spec, envelope) if spec.kind in _TYPED_KINDS else parse(value, spec)
         except _Bad as bad:
             errors[name] = str(bad)
 
     if reference is not None:
         if "Carrier" in clean and not reference.has_carrier(clean["Carrier"]):
-            errors["Carrier"] = f"unknown airline {clean['Carrier']!r}"
+            errors["Carrier"] = f"unknown airline {quoted(clean['Carrier'])}"
         for name in ("Origin", "Dest"):
             if name in clean and not reference.has_airport(clean[name]):
-                errors[name] = f"unknown airport {clean[name]!r}"
+                errors[name] = f"unknown airport {quoted(clean[name])}"
     if "Origin" in clean and "Dest" in clean and "Origin" not in errors and "Dest" not in errors:
         if clean["Origin"] == clean["Dest"]:
             errors["Dest"] = "must differ from Origin"

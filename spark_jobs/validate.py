@@ -20,6 +20,9 @@ MAX_MESSAGE_BYTES = 8192
 RAW = "value"
 PARSED = "_request"
 ERRORS = "errors"
+FORM_PREFIX = "_form_"  # a code field as sent (trimmed), checked before upper-casing
+# Java's \s: the same set as schema.ASCII_WHITESPACE, which validate_request strips.
+_ASCII_TRIM = r"^[ \t\n\x0B\f\r]+|[ \t\n\x0B\f\r]+$"
 
 
 RAW_FIELDS = "_raw_fields"
@@ -47,7 +50,8 @@ def _checks_for(name: str, spec: schema.FieldSpec, value: Column) -> list[tuple[
     checks.append((_present(name) & value.isNull(),
                    F.concat(F.lit(f"has the wrong type ({spec.description}), got "), raw_text)))
     if spec.kind == "code":
-        checks.append((~value.rlike(spec.pattern), F.concat(F.lit("is not a valid code: "), value)))
+        # The pattern applies to the code as sent: upper-casing first would turn "ß" into "SS".
+        checks.append((~F.col(FORM_PREFIX + name).rlike(spec.pattern), F.concat(F.lit("is not a valid code: "), value)))
     elif spec.kind == "date":
         parsed = F.try_to_date(value, schema.JAVA_DATE_FORMAT)
         checks.append((~value.rlike(schema.DATE_RE) | parsed.isNull(),
@@ -62,7 +66,7 @@ def _checks_for(name: str, spec: schema.FieldSpec, value: Column) -> list[tuple[
         checks.append((F.isnan(value.cast("double")) | (value < spec.minimum) | (value > spec.maximum),
                        F.lit(f"must be between {spec.minimum:g} and {spec.maximum:g}")))
     elif spec.kind == "uuid":
-        checks.append((~value.rlike(schema.UUID_PATTERN), F.lit("is not a UUID")))
+        checks.append((~value.rlike(schema.UUID_RE), F.lit("is not a UUID")))
     elif spec.kind == "epoch_ms":
         checks.append((value < spec.minimum, F.lit("must be a non-negative epoch time in milliseconds")))
     return checks
@@ -90,13 +94,16 @@ def validated(df: DataFrame, reference: Reference) -> DataFrame:
     out = out.withColumn(PARSED, F.from_json(F.col("_text"), schema.REQUEST_DDL, {"mode": "PERMISSIVE"}))
     out = out.withColumn(RAW_FIELDS, F.from_json(F.col("_text"), RAW_DDL, {
         "mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}))
-    fields = {}
+    fields, forms = {}, {}
     for name in schema.REQUEST_FIELDS:
         value = F.col(f"{PARSED}.{name}")
+        if schema.FIELDS[name].kind in ("code", "date"):
+            value = trim_ascii(value)
         if schema.FIELDS[name].kind == "code":
-            value = F.upper(F.trim(value))
+            forms[FORM_PREFIX + name] = value
+            value = F.upper(value)
         fields[name] = value
-    out = out.withColumns(fields)
+    out = out.withColumns(forms).withColumns(fields)
 
     message_level = (
         F.when(F.col(RAW).isNull(), F.lit("empty message"))
@@ -131,7 +138,13 @@ def validated(df: DataFrame, reference: Reference) -> DataFrame:
     errors = (F.when(valid, F.create_map().cast("map<string,string>"))
               .when(message_level.isNotNull(), F.create_map(F.lit("request"), message_level))
               .otherwise(field_errors))
-    return out.withColumn(VALID, valid).withColumn(ERRORS, errors).drop(PARSED, RAW_FIELDS)
+    return out.withColumn(VALID, valid).withColumn(ERRORS, errors).drop(PARSED, RAW_FIELDS, *forms)
+
+
+def trim_ascii(value: Column) -> Column:
+    """Strip the ASCII whitespace that ``schema.validate_request`` strips (Spark's trim() only
+    strips spaces)."""
+    return F.regexp_replace(value, _ASCII_TRIM, "")
 
 
 def _unknown(value: Column, allowed, what: str) -> Column:

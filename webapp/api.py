@@ -1,94 +1,74 @@
-"""JSON REST API, plus the classic routes of the system this platform descends from."""
+"""JSON REST API: submit a flight (optionally waiting for its prediction), look a request up.
+
+The API is stateless: it reads no cookie and grants nothing tied to a session, so it needs no
+CSRF token (see webapp/classic.py, which also serves the original platform's routes).
+"""
 from __future__ import annotations
 
-import re
-
 from flask import Blueprint, current_app, jsonify, request
-from flask_wtf.csrf import CSRFError
 
-from flightdelay.schema import UUID_PATTERN
-from webapp.limits import limiter
-from webapp.predictions import Unavailable, ValidationError, lookup, submit
+from webapp.limits import submission_limit
+from webapp.predictions import (
+    Unavailable,
+    ValidationError,
+    lookup,
+    normalise_uuid,
+    request_payload,
+    requested_wait,
+    submit,
+    wait_for_outcome,
+)
 
 bp = Blueprint("api", __name__)
 
-UUID_RE = re.compile(UUID_PATTERN)
-
-
-def _api_rate() -> str:
-    return current_app.config["RATELIMIT_DEFAULT"]
-
 
 def _payload():
-    if request.is_json:
-        data = request.get_json(silent=True)
-        return data if isinstance(data, dict) else None
-    return request.form.to_dict() if request.form else None
+    return request_payload()
 
 
-def _accept():
-    # JSON bodies cannot be sent cross-site by a plain HTML form, so the API takes them without
-    # a token; a form-encoded post (the classic browser route) must carry the CSRF token.
-    if not request.is_json and current_app.config.get("WTF_CSRF_ENABLED", True):
-        try:
-            current_app.extensions["csrf"].protect()
-        except CSRFError as exc:
-            return jsonify(error=f"CSRF check failed: {exc.description}", fields={}), 400
+@bp.post("/api/v1/predictions")
+@submission_limit
+def create_prediction():
+    """202 {"uuid"} once the request is in Kafka; with ``?wait=<s>`` (at most
+    FD_WEBAPP_SYNC_WAIT_MAX_S) 200 with the prediction if it arrives in time."""
     payload = _payload()
     if payload is None:
-        return jsonify(error="send a JSON object (Content-Type: application/json) or a form",
-                       fields={}), 400
+        return jsonify(error="send a JSON object (Content-Type: application/json) or a form", fields={}), 400
     try:
         uuid = submit(payload)
     except ValidationError as exc:
         return jsonify(error="invalid flight request", fields=exc.fields), 400
     except Unavailable as exc:
         return jsonify(error=str(exc)), 503
-    return jsonify(uuid=uuid, status="pending", result_url=f"/api/v1/predictions/{uuid}"), 202
+    state, outcome = wait_for_outcome(uuid, requested_wait(request.args.get("wait")))
+    return answer_for(uuid, state, outcome,
+                      pending={"uuid": uuid, "status": "pending", "result_url": f"/api/v1/predictions/{uuid}"})
 
 
-def _answer(uuid: str):
-    if not UUID_RE.match(uuid):
-        return jsonify(error="not a request UUID", uuid=uuid), 404
-    state, prediction = lookup(uuid)
+def answer_for(uuid: str, state: str, outcome: dict | None, pending: dict):
     if state == "done":
-        return jsonify(status="done", uuid=uuid, prediction=prediction), 200
+        return jsonify(status="done", uuid=uuid, prediction=outcome), 200
+    if state == "rejected":
+        return jsonify(status="rejected", uuid=uuid, error=outcome.get("reason"), fields=outcome.get("fields") or {}), 422
     if state == "pending":
-        return jsonify(status="pending", uuid=uuid), 202
+        return jsonify(pending), 202
     return jsonify(error="no request with this UUID", uuid=uuid), 404
-
-
-@bp.post("/api/v1/predictions")
-@limiter.limit(_api_rate)
-def create_prediction():
-    return _accept()
 
 
 @bp.get("/api/v1/predictions/<uuid>")
 def get_prediction(uuid: str):
-    return _answer(uuid)
+    canonical = normalise_uuid(uuid)
+    if canonical is None:
+        return jsonify(error="not a request UUID", uuid=uuid[:64]), 404
+    state, outcome = lookup(canonical)
+    return answer_for(canonical, state, outcome, pending={"status": "pending", "uuid": canonical})
 
 
-@bp.post("/flights/delays/predict/classify_realtime")
-@limiter.limit(_api_rate)
-def classify_realtime():
-    response, code = _accept()
-    if code == 202:  # the classic contract: {"status": "OK", "id": uuid}
-        return jsonify(status="OK", id=response.get_json()["uuid"]), 202
-    return response, code
+@bp.get("/api/v1/openapi.json")
+def openapi():
+    from webapp.openapi import openapi_spec
+    from webapp.predictions import served_reference
 
-
-@bp.get("/flights/delays/predict/classify_realtime/response/<uuid>")
-def classify_realtime_response(uuid: str):
-    response, code = _answer(uuid)
-    body = response.get_json()
-    if code == 200:
-        return jsonify(status="OK", id=uuid, prediction=body["prediction"]), 200
-    if code == 202:
-        return jsonify(status="WAIT", id=uuid), 202
-    return response, code
-
-
-@bp.errorhandler(429)
-def too_many(exc):
-    return jsonify(error=f"rate limit exceeded ({exc.description}); slow down"), 429
+    c = current_app.config
+    return jsonify(openapi_spec(c["SYNC_WAIT_MAX_S"], c["RATELIMIT_DEFAULT"], c["MAX_CONTENT_LENGTH"],
+                                served_reference()))

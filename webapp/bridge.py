@@ -56,25 +56,28 @@ class KafkaBridge:
                                f"{errors[0] if errors else 'timed out'}")
         log.info("uuid=%s produced to %s", request["UUID"], self.settings.request_topic)
 
-    def consume_responses(self, on_prediction: Callable[[dict], None]) -> None:
-        """Loop until stop(): read predictions and pass each decoded one to ``on_prediction``."""
+    def consume_responses(self, on_prediction: Callable[[dict], None],
+                          on_rejection: Callable[[dict], None] | None = None) -> None:
+        """Loop until stop(): read predictions (and, with ``on_rejection``, the dead-letter
+        topic, where the job puts requests it refused) and pass each decoded one on."""
         group = f"webapp-{socket.gethostname()}-{os.getpid()}-{uuidlib.uuid4().hex[:6]}"
+        topics = [self.settings.response_topic] + ([self.settings.dlq_topic] if on_rejection else [])
         while not self._stop.is_set():
             try:
                 consumer = kafka.consumer(self.settings, group, {
                     "auto.offset.reset": "latest", "enable.auto.commit": True, "fetch.wait.max.ms": 10})
-                consumer.subscribe([self.settings.response_topic], on_assign=self._on_assign)
-                self._poll_loop(consumer, on_prediction)
+                consumer.subscribe(topics, on_assign=self._on_assign)
+                self._poll_loop(consumer, on_prediction, on_rejection)
                 consumer.close()
             except Exception:  # Kafka down or restarting: log, back off, reconnect
                 log.exception("response consumer failed; reconnecting in 2 s")
                 time.sleep(2)
 
     def _on_assign(self, _consumer, partitions):
-        log.info("response consumer assigned %s", [p.partition for p in partitions])
+        log.info("response consumer assigned %s", [f"{p.topic}[{p.partition}]" for p in partitions])
         self.consumer_ready.set()
 
-    def _poll_loop(self, consumer, on_prediction) -> None:
+    def _poll_loop(self, consumer, on_prediction, on_rejection) -> None:
         while not self._stop.is_set():
             msg = consumer.poll(0.2)
             if msg is None:
@@ -83,11 +86,25 @@ class KafkaBridge:
                 log.warning("response consumer: %s", msg.error())
                 continue
             try:
-                prediction = json.loads(msg.value())
-            except ValueError:
+                record = json.loads(msg.value())
+            except (TypeError, ValueError):
                 log.error("undecodable message on %s offset %s", msg.topic(), msg.offset())
                 continue
-            on_prediction(prediction)
+            if not isinstance(record, dict):
+                log.error("message on %s offset %s is not a JSON object", msg.topic(), msg.offset())
+            elif msg.topic() == self.settings.dlq_topic:
+                on_rejection(rejection_of(record, msg.key()))
+            else:
+                on_prediction(record)
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def rejection_of(dead_letter: dict, key: bytes | None) -> dict:
+    """What a requester is told about its dead-lettered request: the job's reason and field
+    messages. The web app keys requests by UUID, and the job keeps the key."""
+    uuid = (key or b"").decode("utf-8", "replace").strip().lower() or None
+    fields = dead_letter.get("fields") if isinstance(dead_letter.get("fields"), dict) else {}
+    return {"uuid": uuid, "reason": str(dead_letter.get("reason") or "rejected by the streaming job")[:500],
+            "fields": {str(k)[:40]: str(v)[:200] for k, v in fields.items()}}

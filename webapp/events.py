@@ -1,4 +1,8 @@
-"""Socket.IO events: a browser submits its form over the socket and waits in its own room."""
+"""Socket.IO events: a browser submits its form over the socket and waits in its own room.
+
+Every handler answers: an ack with the UUID, or ``{"error", "fields"}`` (bad input, the shared
+rate limit, an expired page, any failure), never silence.
+"""
 from __future__ import annotations
 
 import logging
@@ -8,28 +12,46 @@ from flask_socketio import join_room
 from flask_wtf.csrf import ValidationError as CsrfError
 from flask_wtf.csrf import validate_csrf
 
-from webapp.predictions import Unavailable, ValidationError, lookup, submit
+from webapp.limits import check_submission
+from webapp.predictions import Unavailable, ValidationError, lookup, normalise_uuid, submit
 
 log = logging.getLogger(__name__)
 
 
 def register(socketio) -> None:
-    socketio.on_event("predict", on_predict)
-    socketio.on_event("watch", on_watch)
+    socketio.on_event("predict", answering(on_predict))
+    socketio.on_event("watch", answering(on_watch))
+
+
+def answering(handler):
+    """Any failure inside a handler becomes an error ack (logged), not a missing answer."""
+    def wrapped(data=None):
+        try:
+            return handler(data)
+        except Exception:  # the browser must hear back whatever went wrong
+            log.exception("socket event %s failed", handler.__name__)
+            return {"error": "the server could not handle this request; please retry", "fields": {}}
+    wrapped.__name__ = handler.__name__
+    return wrapped
 
 
 def on_predict(form):
     """Ack with {"uuid"} once produced, or {"error", "fields"}; the result follows as a
-    "prediction" event to the room of the UUID, which this client joined before producing."""
+    "prediction" event (or "rejected") to the room of the UUID, which this client joined before
+    producing."""
     if not isinstance(form, dict):
         return {"error": "send the form fields as an object", "fields": {}}
     form = dict(form)
     token = form.pop("csrf_token", None)
     if current_app.config.get("WTF_CSRF_ENABLED", True):
         try:
-            validate_csrf(token)
+            validate_csrf(token if isinstance(token, str) else None)
         except CsrfError:
             return {"error": "the page has expired; reload it and submit again", "fields": {}}
+    wait = check_submission()
+    if wait is not None:
+        return {"error": f"too many requests; please wait {wait} s and submit again", "fields": {},
+                "retry_after": wait}
     try:
         uuid = submit(form, before_publish=join_room)
     except ValidationError as exc:
@@ -42,9 +64,11 @@ def on_predict(form):
 def on_watch(data):
     """Join the room of a UUID submitted earlier (e.g. over the REST API) and get its result
     at once if it is already known."""
-    uuid = (data or {}).get("uuid") if isinstance(data, dict) else None
-    if not uuid:
-        return {"error": "uuid missing"}
+    uuid = normalise_uuid(data.get("uuid")) if isinstance(data, dict) else None
+    if uuid is None:
+        return {"error": "send {uuid: <request UUID>}"}
     join_room(uuid)
-    state, prediction = lookup(uuid)
-    return {"status": state, "prediction": prediction}
+    state, outcome = lookup(uuid)
+    if state == "rejected":
+        return {"status": state, "rejection": outcome}
+    return {"status": state, "prediction": outcome}

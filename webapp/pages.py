@@ -45,10 +45,7 @@ def form_options(reference) -> dict:
 def history():
     filters = {name: request.args.get(name, "").strip() for name in
                ("Route", "Carrier", "FlightDate", "model_version")}
-    try:
-        page = int(request.args.get("page", "1"))
-    except ValueError:
-        page = 1
+    page = page_number(request.args.get("page"))
     error, result = None, None
     try:
         result = _stores().history(filters, page=page)
@@ -56,6 +53,17 @@ def history():
         log.warning("history query failed: %s", exc)
         error = f"MongoDB is not answering ({type(exc).__name__}); is the stack up? (make status)"
     return render_template("history.html", result=result, filters=filters, error=error, labels=LABELS)
+
+
+MAX_PAGE = 100_000
+
+
+def page_number(raw: str | None) -> int:
+    """A page number from the query string, clamped to 1..MAX_PAGE (absurd or unparseable: 1)."""
+    text = (raw or "1").strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 9:
+        return 1
+    return max(1, min(MAX_PAGE, int(text)))
 
 
 @bp.get("/archive")

@@ -4,10 +4,12 @@ the Socket.IO room of its UUID)."""
 from __future__ import annotations
 
 import logging
+import math
+import re
 import time
 import uuid as uuidlib
 
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 
 from flightdelay.schema import ValidationError, validate_request
 from webapp import socketio
@@ -19,6 +21,58 @@ class Unavailable(RuntimeError):
     """Kafka did not take the request; the caller answers 503 and the user may retry."""
 
 
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def normalise_uuid(text: str) -> str | None:
+    """The canonical (lower-case) form of a request UUID, or None. UUIDs are case-insensitive."""
+    candidate = text.strip().lower() if isinstance(text, str) else ""
+    return candidate if UUID_RE.match(candidate) else None
+
+
+def request_payload() -> dict | None:
+    """The submitted flight: a JSON object, or form fields (urlencoded or multipart); None for
+    anything else, including JSON nested too deeply to parse."""
+    if request.is_json:
+        try:
+            data = request.get_json(silent=True)
+        except RecursionError:
+            return None
+        return data if isinstance(data, dict) else None
+    return request.form.to_dict() if request.form else None
+
+
+def served_reference():
+    """Reference data of the served model: routes, airports, their schedules."""
+    return current_app.extensions["fd.reference"]
+
+
+def requested_wait(raw: str | None, default: float = 0.0) -> float:
+    """Seconds a synchronous caller may wait for its prediction: ``raw`` (``?wait=``, default
+    ``default``) bounded to [0, FD_WEBAPP_SYNC_WAIT_MAX_S]; unparseable means no wait."""
+    ceiling = current_app.config["SYNC_WAIT_MAX_S"]
+    try:
+        wanted = float(raw) if raw is not None else default
+    except ValueError:
+        wanted = 0.0
+    if not math.isfinite(wanted):
+        wanted = ceiling if wanted > 0 else 0.0
+    return max(0.0, min(ceiling, wanted))
+
+
+def wait_for_outcome(uuid: str, seconds: float) -> tuple[str, dict | None]:
+    """('done', prediction) | ('rejected', reason) | ('pending', None) for a request this
+    process produced, once its answer reached this process's consumer or after ``seconds``."""
+    results = current_app.extensions["fd.results"]
+    if seconds > 0:
+        results.wait_for(uuid, seconds)
+    rejection = results.rejection(uuid)
+    if rejection is not None:
+        return "rejected", rejection
+    prediction = results.result(uuid)
+    return ("done", prediction) if prediction is not None else ("pending", None)
+
+
 def submit(payload, *, before_publish=None) -> str:
     """Validate ``payload`` and produce it; return the new request UUID.
 
@@ -26,7 +80,7 @@ def submit(payload, *, before_publish=None) -> str:
     after validation and before the request reaches Kafka: the Socket.IO handler joins the
     client to the UUID's room there, so the answer can never arrive before the listener.
     """
-    request = validate_request(payload, current_app.extensions["fd.reference"])
+    request = validate_request(payload, served_reference())
     request["UUID"] = str(uuidlib.uuid4())
     request["requested_at"] = int(time.time() * 1000)
     if before_publish:
@@ -43,8 +97,11 @@ def submit(payload, *, before_publish=None) -> str:
 
 
 def lookup(uuid: str) -> tuple[str, dict | None]:
-    """('done', prediction) | ('pending', None) | ('unknown', None)."""
+    """('done', prediction) | ('rejected', {reason, fields}) | ('pending', None) | ('unknown', None)."""
     results = current_app.extensions["fd.results"]
+    rejection = results.rejection(uuid)
+    if rejection is not None:
+        return "rejected", rejection
     found = results.result(uuid)
     if found is None:
         found = current_app.extensions["fd.stores"].prediction(uuid)
@@ -61,7 +118,8 @@ def start_response_consumer(app: Flask) -> None:
         return
     app.extensions["fd.consumer_started"] = True
     socketio.start_background_task(app.extensions["fd.bridge"].consume_responses,
-                                   lambda prediction: deliver_prediction(app, prediction))
+                                   lambda prediction: deliver_prediction(app, prediction),
+                                   lambda rejection: deliver_rejection(app, rejection))
 
 
 def deliver_prediction(app: Flask, prediction: dict) -> bool:
@@ -80,4 +138,19 @@ def deliver_prediction(app: Flask, prediction: dict) -> bool:
     return True
 
 
-__all__ = ["ValidationError", "Unavailable", "submit", "lookup", "start_response_consumer", "deliver_prediction"]
+def deliver_rejection(app: Flask, rejection: dict) -> bool:
+    """The streaming job dead-lettered a request this process accepted (the validators should
+    agree, so this is a safety net): tell whoever waits for it why, instead of leaving it
+    pending. Dead letters of requests this process did not produce are ignored."""
+    uuid = rejection.get("uuid")
+    results = app.extensions["fd.results"]
+    if not uuid or not results.is_pending(uuid):
+        return False
+    results.reject(uuid, rejection)
+    socketio.emit("rejected", rejection, to=uuid)
+    log.warning("uuid=%s rejected by the streaming job: %s", uuid, rejection.get("reason"))
+    return True
+
+
+__all__ = ["ValidationError", "Unavailable", "submit", "lookup", "start_response_consumer", "deliver_prediction",
+           "deliver_rejection"]

@@ -15,8 +15,10 @@ class ResultStore:
     def __init__(self, capacity: int = 10_000):
         self._capacity = capacity
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
         self._pending: OrderedDict[str, float] = OrderedDict()
         self._results: OrderedDict[str, dict] = OrderedDict()
+        self._rejected: OrderedDict[str, dict] = OrderedDict()
 
     def mark_pending(self, uuid: str) -> None:
         with self._lock:
@@ -31,10 +33,29 @@ class ResultStore:
             self._results[uuid] = result
             self._results.move_to_end(uuid)
             self._trim(self._results)
+            self._arrived.notify_all()
             return not duplicate
+
+    def reject(self, uuid: str, rejection: dict) -> None:
+        """The streaming job dead-lettered ``uuid``: keep why, it is no longer pending."""
+        with self._lock:
+            self._pending.pop(uuid, None)
+            self._rejected[uuid] = rejection
+            self._trim(self._rejected)
+            self._arrived.notify_all()
+
+    def rejection(self, uuid: str) -> dict | None:
+        with self._lock:
+            return self._rejected.get(uuid)
 
     def result(self, uuid: str) -> dict | None:
         with self._lock:
+            return self._results.get(uuid)
+
+    def wait_for(self, uuid: str, timeout: float) -> dict | None:
+        """The result of ``uuid``, waiting up to ``timeout`` seconds for it to be recorded."""
+        with self._arrived:
+            self._arrived.wait_for(lambda: uuid in self._results or uuid in self._rejected, timeout)
             return self._results.get(uuid)
 
     def is_pending(self, uuid: str) -> bool:

@@ -3,6 +3,7 @@ Cassandra + HDFS parquet out, dead letters, a SIGKILL in the middle.
 
 Each test module run gets its own topics, checkpoint directory, Mongo collection and archive
 path, and runs the job as a real process (``python -m spark_jobs.predict_stream``)."""
+import base64
 import datetime as dt
 import json
 import uuid as uuidlib
@@ -84,6 +85,7 @@ BAD_MESSAGES = [
                                      "FlightDate": "2013-02-30", "CRSDepTime": 960, "CRSArrTime": 1100,
                                      "DepDelay": 1.0, "requested_at": 1}).encode()),
     (b"oversized", b'{"UUID": "' + b"x" * 20000 + b'"}'),
+    (b"garbage-bytes", bytes(range(0, 256, 7)) + b"\xff\xfe\xc3"),  # raw bytes, not UTF-8
 ]
 
 
@@ -116,6 +118,8 @@ def test_requests_become_predictions_in_every_store_and_bad_ones_dead_letters(jo
     assert "unknown airport XXX" in reasons[b"unknown-airport"]["fields"]["Dest"]
     assert set(reasons[b"impossible-date"]["fields"]) == {"FlightDate", "CRSDepTime"}
     assert "larger than" in reasons[b"oversized"]["reason"]
+    assert "not UTF-8" in reasons[b"garbage-bytes"]["reason"]
+    assert base64.b64decode(reasons[b"garbage-bytes"]["raw_base64"]) == dict(BAD_MESSAGES)[b"garbage-bytes"]
     assert reasons[b"bad-json"]["raw"] == "{not json" and reasons[b"bad-json"]["topic"] == s.request_topic
     assert {"partition", "offset"} <= set(reasons[b"bad-json"])
 

@@ -106,16 +106,6 @@ def test_result_found_in_mongo_after_a_restart(app, client):
     assert client.get(f"/api/v1/predictions/{uuid}").get_json()["prediction"]["prediction"] == 0
 
 
-def test_classic_routes(app, client):
-    answer = client.post("/flights/delays/predict/classify_realtime", data=VALID)
-    assert answer.status_code == 202 and answer.get_json()["status"] == "OK"
-    uuid = answer.get_json()["id"]
-    poll = f"/flights/delays/predict/classify_realtime/response/{uuid}"
-    assert client.get(poll).get_json()["status"] == "WAIT"
-    deliver_prediction(app, prediction_for(uuid))
-    assert client.get(poll).get_json() == {"status": "OK", "id": uuid, "prediction": prediction_for(uuid)}
-
-
 def test_each_socket_gets_only_its_own_prediction(app):
     first = socketio.test_client(app)
     second = socketio.test_client(app)
@@ -148,10 +138,14 @@ def test_socket_needs_the_csrf_token_when_csrf_is_on():
     assert app.extensions["fd.bridge"].published == []
 
 
-def test_classic_form_post_needs_csrf_but_json_api_does_not():
-    client = make_app(WTF_CSRF_ENABLED=True).test_client()
-    assert client.post("/flights/delays/predict/classify_realtime", data=VALID).status_code == 400
+def test_http_api_is_stateless_and_needs_no_csrf_token_but_the_socket_does():
+    app = make_app(WTF_CSRF_ENABLED=True)
+    client = app.test_client()
     assert client.post("/api/v1/predictions", json=VALID).status_code == 202
+    assert client.post("/api/v1/predictions", data=VALID).status_code == 202
+    assert client.post("/flights/delays/predict/classify_realtime", data=VALID).status_code == 202
+    ack = socketio.test_client(app).emit("predict", VALID, callback=True)
+    assert "expired" in ack["error"]
 
 
 def test_rate_limit_on_the_api():

@@ -99,10 +99,21 @@
     el("answer-probs").innerHTML = rows.join("");
   });
 
+  // The streaming job refused a request the page accepted (a safety net: both validate alike).
+  function onRejected(r) {
+    if (!r || r.uuid !== current) return;
+    clearTimeout(timer);
+    el("progress").hidden = true;
+    el("result").hidden = true;
+    showErrors("The prediction service refused this flight: " + (r.reason || "no reason given"), r.fields || {});
+  }
+  socket.on("rejected", onRejected);
+
   // A reconnect joins a new socket: re-watch the pending request so its answer still arrives.
   socket.on("connect", () => {
     if (current) socket.emit("watch", { uuid: current }, (ack) => {
       if (ack && ack.status === "done") socket.listeners("prediction").forEach((f) => f(ack.prediction));
+      if (ack && ack.status === "rejected") onRejected(ack.rejection);
     });
   });
 })();

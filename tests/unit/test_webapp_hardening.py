@@ -1,0 +1,124 @@
+"""Hostile and broken input over every path of the web app: always a clear 4xx or an error
+ack, never a 500 or silence; security headers; one rate limit across HTTP and Socket.IO; a
+request the streaming job dead-letters is reported instead of staying pending."""
+import json
+
+import pytest
+
+from tests.unit.test_webapp import VALID, make_app, prediction_for
+from webapp import socketio
+from webapp.pages import page_number
+from webapp.predictions import deliver_prediction, deliver_rejection
+
+HOSTILE_BODIES = {
+    "deeply nested JSON": "[" * 6000 + "]" * 6000,
+    "digit string past the int conversion limit": json.dumps(dict(VALID, CRSDepTime="9" * 5000)),
+    "optional field past the limit": json.dumps(dict(VALID, FlightNum="9" * 5000)),
+    "huge JSON integer": '{"Carrier": "UA", "CRSDepTime": ' + "9" * 5000 + "}",
+    "NaN": '{"DepDelay": NaN}',
+    "Arabic-Indic digits": json.dumps(dict(VALID, DepDelay="\u0661\u0662")),
+    "full-width date": json.dumps(dict(VALID, FlightDate="\uff12\uff10\uff11\uff13-01-03")),
+    "underscore number": json.dumps(dict(VALID, DepDelay="1_0")),
+    "list": "[1, 2]",
+    "string": '"UA"',
+    "binary garbage": b"\xff\xfe\x00\x81garbage",
+    "huge integer DepDelay": json.dumps(dict(VALID, DepDelay=10 ** 400)),
+}
+
+
+@pytest.fixture
+def app():
+    return make_app(RATELIMIT_DEFAULT="1000 per minute")
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_BODIES))
+@pytest.mark.parametrize("path", ["/api/v1/predictions", "/flights/delays/predict/classify_realtime",
+                                  "/flights/delays/predict/classify?wait=0"])
+def test_hostile_bodies_get_a_clear_400_over_http(app, path, name):
+    answer = app.test_client().post(path, data=HOSTILE_BODIES[name], content_type="application/json")
+    assert answer.status_code == 400, answer.data[:300]
+    assert "error" in json.loads(answer.data)
+    assert app.extensions["fd.bridge"].published == []
+
+
+# Over the socket the browser sends parsed JSON; these cannot be a JS value (or not an object).
+NOT_SOCKET_PAYLOADS = {"deeply nested JSON", "binary garbage", "huge JSON integer", "NaN", "list", "string",
+                       "huge integer DepDelay"}
+
+
+@pytest.mark.parametrize("name", sorted(set(HOSTILE_BODIES) - NOT_SOCKET_PAYLOADS))
+def test_hostile_fields_get_field_errors_over_the_socket(app, name):
+    ack = socketio.test_client(app).emit("predict", json.loads(HOSTILE_BODIES[name]), callback=True)
+    assert ack["fields"], ack
+    assert app.extensions["fd.bridge"].published == []
+
+
+@pytest.mark.parametrize("payload", [None, 42, "x", [1], {"uuid": {"a": 1}}, {"uuid": ["x"]}, {"uuid": "nope"}])
+def test_socket_events_always_answer(app, payload):
+    client = socketio.test_client(app)
+    assert "error" in client.emit("watch", payload, callback=True)
+    if not isinstance(payload, dict):
+        assert "error" in client.emit("predict", payload, callback=True)
+
+
+def test_a_large_body_is_413_and_never_echoed(app):
+    answer = app.test_client().post("/api/v1/predictions", data=json.dumps(dict(VALID, Carrier="X" * 10_000_000)),
+                                    content_type="application/json")
+    assert answer.status_code == 413 and len(answer.data) < 300
+
+
+def test_error_messages_quote_only_a_prefix_of_a_bad_value(app):
+    answer = app.test_client().post("/api/v1/predictions", json=dict(VALID, Carrier="X" * 15_000))
+    assert answer.status_code == 400
+    assert len(answer.data) < 500 and "15002 characters" in answer.get_json()["fields"]["Carrier"]
+
+
+def test_security_headers_and_cookie(app):
+    client = app.test_client()
+    page = client.get("/")
+    for header in ("Content-Security-Policy", "X-Frame-Options", "X-Content-Type-Options", "Referrer-Policy"):
+        assert header in page.headers, header
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    assert "<script>" not in page.get_data(as_text=True)  # no inline script for the CSP to block
+    assert client.post("/api/v1/predictions", json=VALID).headers["X-Content-Type-Options"] == "nosniff"
+    cookie = page.headers.get("Set-Cookie", "")
+    assert "SameSite=Lax" in cookie and "HttpOnly" in cookie
+
+
+def test_socket_and_http_share_one_rate_limit():
+    app = make_app(RATELIMIT_DEFAULT="2 per minute")
+    http = app.test_client()  # the socket shares its environ: the same client address
+    socket = socketio.test_client(app, flask_test_client=http)
+    assert "uuid" in socket.emit("predict", VALID, callback=True)
+    assert http.post("/api/v1/predictions", json=VALID).status_code == 202
+    over = socket.emit("predict", VALID, callback=True)
+    assert "too many requests" in over["error"] and over["retry_after"] >= 1
+    refused = http.post("/api/v1/predictions", json=VALID)
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+
+
+def test_a_dead_lettered_request_is_reported_not_left_pending(app):
+    socket = socketio.test_client(app)
+    uuid = socket.emit("predict", VALID, callback=True)["uuid"]
+    client = app.test_client()
+    assert client.get(f"/api/v1/predictions/{uuid}").status_code == 202
+    assert deliver_rejection(app, {"uuid": uuid, "reason": "Dest: unknown route", "fields": {"Dest": "unknown"}})
+    answer = client.get(f"/api/v1/predictions/{uuid}")
+    assert answer.status_code == 422 and answer.get_json()["error"] == "Dest: unknown route"
+    [event] = [m for m in socket.get_received() if m["name"] == "rejected"]
+    assert event["args"][0]["reason"] == "Dest: unknown route"
+    # Dead letters of requests this process never produced are not its business.
+    assert not deliver_rejection(app, {"uuid": "0" * 8 + "-0000-0000-0000-" + "0" * 12, "reason": "x"})
+
+
+def test_a_late_prediction_after_a_rejection_is_still_ignored_by_the_lookup(app):
+    uuid = app.test_client().post("/api/v1/predictions", json=VALID).get_json()["uuid"]
+    deliver_rejection(app, {"uuid": uuid, "reason": "no", "fields": {}})
+    deliver_prediction(app, prediction_for(uuid))
+    assert app.test_client().get(f"/api/v1/predictions/{uuid}").status_code == 422
+
+
+@pytest.mark.parametrize("raw, page", [(None, 1), ("3", 3), ("0", 1), ("-2", 1), ("x", 1), ("\u0663", 1),
+                                       ("99999999999999999999999", 1), ("100001", 100_000)])
+def test_history_page_numbers_are_clamped(raw, page):
+    assert page_number(raw) == page
