@@ -11,6 +11,7 @@ import uuid as uuidlib
 
 from flask import Flask, current_app, request
 
+from flightdelay import schema
 from flightdelay.schema import ValidationError, validate_request
 from webapp import socketio
 
@@ -21,7 +22,7 @@ class Unavailable(RuntimeError):
     """Kafka did not take the request; the caller answers 503 and the user may retry."""
 
 
-UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+UUID_RE = re.compile(schema.UUID_RE)  # matched against the lower-cased text: the canonical form
 
 
 def normalise_uuid(text: str) -> str | None:
