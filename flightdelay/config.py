@@ -87,11 +87,20 @@ class Settings:
     webapp_threads: int = _setting(128, "threads of the web app's server (gunicorn gthread, one process); "
                                         "each open websocket holds one")
 
+    # NiFi prediction archive
+    nifi_consumer_group: str = _setting("flightdelay-nifi-archive", "Kafka consumer group of NiFi's ConsumeKafka")
+    nifi_archive_dir: str = _setting("", "directory of NiFi's 10-second prediction files; empty: <state_dir>/nifi-archive")
+    nifi_heap: str = _setting("512m", "NiFi JVM heap (-Xms and -Xmx)")
+
     # Platform processes
     webapp_port: int = _setting(5001, "Flask web app")
     spark_ui_port: int = _setting(4040, "Spark UI of the streaming job")
-    nifi_port: int = _setting(8080, "NiFi UI and REST API")
-    airflow_port: int = _setting(8081, "Airflow API server and UI")
+    nifi_port: int = _setting(8443, "NiFi UI and REST API, plain HTTP on loopback (the original platform's NiFi port)")
+    airflow_port: int = _setting(8180, "Airflow API server and UI (the original platform's port)")
+    airflow_worker_log_port: int = _setting(8793, "Airflow worker log server (LocalExecutor task logs)")
+    airflow_triggerer_log_port: int = _setting(8794, "Airflow triggerer log server")
+    airflow_parallelism: int = _setting(2, "Airflow LocalExecutor worker processes (tasks at once)")
+    airflow_user: str = _setting("admin", "Airflow UI user; its password is generated once, printed by make up")
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -124,6 +133,28 @@ class Settings:
     @property
     def state(self) -> Path:
         return Path(self.state_dir)
+
+    @property
+    def nifi_archive(self) -> Path:
+        return Path(self.nifi_archive_dir) if self.nifi_archive_dir else self.state / "nifi-archive"
+
+    @property
+    def platform_python(self) -> Path:
+        """The platform's interpreter (virtualenv made by the Makefile): training runs there."""
+        return self.cache / "venv" / "bin" / "python"
+
+    @property
+    def airflow_venv(self) -> Path:
+        """Airflow's own virtualenv: it pins libraries (e.g. fastapi) that MLflow wants newer."""
+        return self.cache / "airflow-venv"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.state / "airflow"
+
+    @property
+    def airflow_url(self) -> str:
+        return f"http://{self.host}:{self.airflow_port}"
 
     @property
     def streaming_status_file(self) -> Path:

@@ -75,6 +75,13 @@ def check_nifi(s: Settings, timeout: float = 2.0) -> str:
     return f"NiFi {about['about']['version']}"
 
 
+def airflow_health(s: Settings, timeout: float = 2.0) -> dict:
+    """Airflow's own health report: metadatabase, scheduler, dag_processor, triggerer."""
+    return json.loads(http_get(f"{s.airflow_url}/api/v2/monitor/health", timeout))
+
+
 def check_airflow(s: Settings, timeout: float = 2.0) -> str:
-    status = json.loads(http_get(f"http://{s.host}:{s.airflow_port}/api/v2/monitor/health", timeout))
-    return ", ".join(f"{k} {v.get('status')}" for k, v in status.items() if isinstance(v, dict))
+    status = airflow_health(s, timeout)
+    if status.get("metadatabase", {}).get("status") != "healthy":
+        raise RuntimeError(f"metadatabase {status.get('metadatabase')}")
+    return ", ".join(f"{k} {v.get('status') or 'not running'}" for k, v in status.items() if isinstance(v, dict))

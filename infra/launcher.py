@@ -50,8 +50,9 @@ def probe_ok(s: Settings, svc: Service) -> bool:
         return False
 
 
-def start(s: Settings, svc: Service) -> bool:
-    """Start ``svc`` unless it already runs; return True if this call started it."""
+def start(s: Settings, svc: Service, *, wait: bool = True) -> bool:
+    """Start ``svc`` unless it already runs; return True if this call started it. With
+    ``wait=False`` a started server is left starting: call ``finish_start`` later."""
     wd = workdir(s, svc)
     wd.mkdir(parents=True, exist_ok=True)
     tracked = read_tracked(pid_file(s, svc))
@@ -69,10 +70,16 @@ def start(s: Settings, svc: Service) -> bool:
     tracked = spawn(svc.command(s, wd), cwd=wd, log_file=log_file(s, svc), pid_file=pid_file(s, svc),
                     env=svc.env(s), nice=svc.nice(s))
     print(f"[{svc.name}] starting (pid {tracked.pid}), log {log_file(s, svc)}", flush=True)
-    wait_ready(s, svc, tracked)
+    if wait:
+        finish_start(s, svc, began)
+    return True
+
+
+def finish_start(s: Settings, svc: Service, began: float | None = None) -> None:
+    began = time.monotonic() if began is None else began
+    wait_ready(s, svc, read_tracked(pid_file(s, svc)))
     svc.bootstrap(s)
     print(f"[{svc.name}] up at {svc.url(s)} in {time.monotonic() - began:.1f} s", flush=True)
-    return True
 
 
 def wait_ready(s: Settings, svc: Service, tracked) -> None:
@@ -114,15 +121,21 @@ def status_line(s: Settings, svc: Service) -> str:
     running = alive(tracked)
     state = "up" if running and probe_ok(s, svc) else ("starting" if running else "down")
     pid = str(tracked.pid) if running else "-"
-    return f"{svc.name:<12} {state:<9} port {svc.port(s):<6} pid {pid:<8} log {log_file(s, svc)}"
+    return f"{svc.name:<21} {state:<9} port {svc.port(s):<6} pid {pid:<8} log {log_file(s, svc)}"
 
 
 def up(s: Settings, services: list[Service]) -> list[Service]:
-    """Start ``services`` in order; return those this call started (for a matching teardown)."""
-    started = []
+    """Start ``services`` in order; return those this call started (for a matching teardown).
+    A service with ``start_in_background`` starts while the ones after it start; it is waited
+    for at the end."""
+    started, starting = [], []
     for svc in services:
-        if start(s, svc):
+        if start(s, svc, wait=not svc.start_in_background):
             started.append(svc)
+            if svc.start_in_background:
+                starting.append((svc, time.monotonic()))
+    for svc, began in starting:
+        finish_start(s, svc, began)
     return started
 
 

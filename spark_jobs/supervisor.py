@@ -14,9 +14,9 @@ from pyspark.sql import SparkSession
 
 from flightdelay import status as job_status
 from flightdelay.config import Settings
+from flightdelay.registry import ServedModel, champion_version, load_registered, load_served_model
 from flightdelay.stores.cassandra import CassandraWriter
 from flightdelay.stores.mongo import MongoWriter
-from spark_jobs.model import ServedModel, champion_version, load_registered, load_served_model
 from spark_jobs.queries import start_archive, start_predict, start_store
 
 log = logging.getLogger("spark_jobs.supervisor")

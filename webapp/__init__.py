@@ -22,7 +22,7 @@ def create_app(test_config: dict | None = None, *, settings: Settings | None = N
     """Build the app. Tests pass a fake ``bridge`` (no Kafka) and ``start_consumer=False``."""
     from flask_wtf.csrf import CSRFProtect
 
-    from flightdelay.reference import load_reference
+    from flightdelay.registry import ServedReference
     from webapp import api, classic, events, pages, security
     from webapp.bridge import KafkaBridge
     from webapp.limits import SubmissionLimit
@@ -47,7 +47,8 @@ def create_app(test_config: dict | None = None, *, settings: Settings | None = N
         app.config.update(test_config)
 
     app.extensions["fd.settings"] = settings
-    app.extensions["fd.reference"] = load_reference()
+    # The reference data of the model the job serves (the champion's, following the alias).
+    app.extensions["fd.reference"] = ServedReference(settings)
     app.extensions["fd.results"] = ResultStore()
     app.extensions["fd.bridge"] = bridge or KafkaBridge(settings)
     app.extensions["fd.stores"] = stores or Stores(settings)

@@ -9,6 +9,8 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 from flightdelay import health
 from flightdelay import status as job_status
 from flightdelay.schema import LABELS
+from flightdelay.stores import text_archive
+from webapp.predictions import served_reference
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +27,7 @@ def _stores():
 
 @bp.get("/")
 def predict():
-    reference = current_app.extensions["fd.reference"]
+    reference = served_reference()
     return render_template("predict.html", options=form_options(reference), labels=LABELS,
                            timeout_s=current_app.config["RESULT_TIMEOUT_S"])
 
@@ -74,7 +76,17 @@ def archive():
     except Exception as exc:  # HDFS unavailable or archive not written yet
         log.warning("archive summary failed: %s", exc)
         error = f"The HDFS archive could not be read ({type(exc).__name__}: {exc})"
-    return render_template("archive.html", summary=summary, error=error, labels=LABELS)
+    return render_template("archive.html", summary=summary, error=error, labels=LABELS,
+                           text_archive=text_archive_summary(_settings()))
+
+
+def text_archive_summary(s) -> dict:
+    """NiFi's 10-second .txt files: the newest ones with their line counts."""
+    try:
+        return text_archive.summary(s.nifi_archive, limit=20)
+    except OSError as exc:  # unreadable directory: the section says so
+        log.warning("text archive listing failed: %s", exc)
+        return {"directory": str(s.nifi_archive), "error": f"{type(exc).__name__}: {exc}"}
 
 
 @bp.get("/model")

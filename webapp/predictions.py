@@ -44,8 +44,9 @@ def request_payload() -> dict | None:
 
 
 def served_reference():
-    """Reference data of the served model: routes, airports, their schedules."""
-    return current_app.extensions["fd.reference"]
+    """Reference data of the served model: routes, airports, their schedules (the champion's,
+    following the registry alias, as the job serves it: flightdelay.registry.ServedReference)."""
+    return current_app.extensions["fd.reference"].current()
 
 
 def requested_wait(raw: str | None, default: float = 0.0) -> float:
@@ -114,13 +115,15 @@ def lookup(uuid: str) -> tuple[str, dict | None]:
 
 
 def start_response_consumer(app: Flask) -> None:
-    """One background task per process: Kafka responses -> the Socket.IO room of each UUID."""
+    """Background tasks, once per process: Kafka responses -> the Socket.IO room of each UUID;
+    the served model's reference data follows the registry alias."""
     if app.extensions.get("fd.consumer_started"):
         return
     app.extensions["fd.consumer_started"] = True
     socketio.start_background_task(app.extensions["fd.bridge"].consume_responses,
                                    lambda prediction: deliver_prediction(app, prediction),
                                    lambda rejection: deliver_rejection(app, rejection))
+    socketio.start_background_task(app.extensions["fd.reference"].follow, socketio.sleep)
 
 
 def deliver_prediction(app: Flask, prediction: dict) -> bool:

@@ -3,12 +3,12 @@ WebHDFS), the champion model (MLflow). The queries themselves live with their st
 ``flightdelay.stores``; here each client is created lazily and reused."""
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 
-from flightdelay.config import REPO_ROOT, Settings
+from flightdelay import registry
+from flightdelay.config import Settings
 from flightdelay.stores import mongo, parquet
 from flightdelay.stores.mongo import HISTORY_FILTERS, HistoryPage
 
@@ -62,35 +62,8 @@ class Stores:
 
     # -- MLflow ------------------------------------------------------------------------------
     def champion(self) -> dict:
-        """The served model: registry alias if set, else the shipped default model's metrics."""
-        s = self.settings
-        try:
-            from mlflow.tracking import MlflowClient
-
-            client = MlflowClient(tracking_uri=s.mlflow_uri, registry_uri=s.mlflow_uri)
-            version = client.get_model_version_by_alias(s.model_name, s.model_alias)
-            run = client.get_run(version.run_id)
-            plots = [a.path for a in client.list_artifacts(version.run_id) if a.path.endswith(".png")]
-            return {"source": "mlflow", "name": s.model_name, "version": version.version,
-                    "run_id": version.run_id, "metrics": dict(sorted(run.data.metrics.items())),
-                    "params": dict(sorted(run.data.params.items())), "plots": plots,
-                    "ui_url": f"{s.mlflow_uri}/#/models/{s.model_name}/versions/{version.version}"}
-        except Exception as exc:  # no server, no model, no alias: show the shipped model
-            log.info("no champion in MLflow (%s); showing the shipped default model", exc)
-        metrics_file = REPO_ROOT / "models" / "metrics.json"
-        metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
-        return {"source": "shipped", "name": s.model_name, "version": "default", "run_id": None,
-                "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
-                "params": {k: v for k, v in metrics.items() if isinstance(v, str)}, "plots": [],
-                "ui_url": s.mlflow_uri}
+        """The served model (registry champion, else the shipped default): see flightdelay.registry."""
+        return registry.champion_summary(self.settings)
 
     def champion_plot(self, run_id: str, path: str) -> bytes:
-        import tempfile
-
-        from mlflow.tracking import MlflowClient
-
-        client = MlflowClient(tracking_uri=self.settings.mlflow_uri)
-        with tempfile.TemporaryDirectory() as tmp:
-            local = client.download_artifacts(run_id, path, tmp)
-            with open(local, "rb") as fh:
-                return fh.read()
+        return registry.run_artifact(self.settings, run_id, path)

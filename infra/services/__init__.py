@@ -9,11 +9,15 @@ from infra.services.base import Service
 REGISTRY = {
     "mongo": "infra.services.mongo:Mongo",
     "kafka": "infra.services.kafka:Kafka",
+    "nifi": "infra.services.nifi:NiFi",
     "mlflow": "infra.services.mlflow_server:MLflowServer",
     "hdfs": "infra.services.hdfs:Hdfs",
     "cassandra": "infra.services.cassandra:Cassandra",
     "streaming": "infra.services.platform:StreamingJob",
     "webapp": "infra.services.platform:WebApp",
+    "airflow": "infra.services.airflow:AirflowApiServer",
+    "airflow-scheduler": "infra.services.airflow:AirflowScheduler",
+    "airflow-dag-processor": "infra.services.airflow:AirflowDagProcessor",
 }
 
 

@@ -25,6 +25,8 @@ class Service:
     # A store only the archive queries write to: it runs at FD_STORE_NICE so that, on one
     # shared machine, a burst of archiving never takes CPU from the path that answers users.
     archive_store: bool = False
+    # Nothing later in the start order needs it: `make up` starts the next servers meanwhile.
+    start_in_background: bool = False
 
     def nice(self, s: Settings) -> int:
         return s.store_nice if self.archive_store else 0

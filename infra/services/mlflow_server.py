@@ -1,13 +1,17 @@
 """MLflow tracking server + model registry: SQLite backend store, local artifact store."""
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 from flightdelay.config import Settings
 from flightdelay.health import check_mlflow
+from infra.process import StackError
 from infra.services.base import Service
+from infra.services.platform import platform_env
 
 
 class MLflowServer(Service):
@@ -39,3 +43,19 @@ class MLflowServer(Service):
 
     def probe(self, s: Settings) -> None:
         check_mlflow(s)
+
+    def bootstrap(self, s: Settings) -> None:
+        """A registry that has never seen the model gets the shipped default model as version 1
+        with the alias, so the registry shows what is served from the start and a retrained
+        model is compared with it (training.champion register-shipped; idempotent)."""
+        cmd = [sys.executable, "-m", "training.champion", "register-shipped"]
+        result = subprocess.run(cmd, env=platform_env(s), capture_output=True, text=True, check=False, timeout=900)
+        if result.returncode != 0:
+            raise StackError(f"mlflow: registering the shipped model failed:\n{result.stderr[-4000:]}")
+        summary = json.loads(result.stdout.strip().splitlines()[-1])
+        if summary["registered"]:
+            print(f"[mlflow] registered the shipped default model as {summary['model_name']} version "
+                  f"{summary['version']}, alias {s.model_alias}", flush=True)
+        else:
+            print(f"[mlflow] {summary['model_name']}: {summary['versions']} version(s), {s.model_alias} -> "
+                  f"{summary['live_version']}", flush=True)

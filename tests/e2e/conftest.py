@@ -15,7 +15,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 @pytest.fixture(scope="session")
 def platform(stack):
-    return stack.require("kafka", "mongo", "mlflow", "hdfs", "cassandra", "streaming", "webapp")
+    return stack.require("kafka", "nifi", "mongo", "mlflow", "hdfs", "cassandra", "streaming", "webapp",
+                         "airflow", "airflow-scheduler", "airflow-dag-processor")
 
 
 @pytest.fixture(scope="session")

@@ -74,13 +74,41 @@ def test_destinations_follow_the_origin(platform, page):
 def test_status_and_model_pages(platform, page):
     page.goto(base(platform) + "/status")
     page.wait_for_selector("table.data")
-    for name in ("Kafka", "MongoDB", "Cassandra", "HDFS", "MLflow", "Spark streaming job"):
+    for name in ("Kafka", "MongoDB", "Cassandra", "HDFS", "MLflow", "Spark streaming job", "NiFi", "Airflow"):
         row = page.locator("tr", has_text=name).first.inner_text()
         assert "up" in row.split(), row
+    assert "NiFi 1.18.0" in page.locator("tr", has_text="NiFi").first.inner_text()
     for query in ("predict", "archive-mongo", "archive-cassandra", "archive-hdfs"):
         row = page.locator("#queries tr", has_text=query).first.inner_text()
         assert "running" in row.split(), row
     shot(page, "status")
     page.goto(base(platform) + "/model")
-    assert "holdout_accuracy" in page.inner_text("main")
+    model = page.inner_text("main")
+    assert "holdout_accuracy" in model
+    assert "MLflow registry alias" in model and "Trained by MLflow run" in model  # a real registry entry
     shot(page, "model")
+
+
+def test_nifi_canvas_shows_the_running_flow_and_the_archive_page_its_files(platform, page):
+    page.goto(f"http://{platform.host}:{platform.nifi_port}/nifi/")
+    page.wait_for_function("document.querySelectorAll('g.processor').length >= 4", timeout=120_000)
+    names = " | ".join(page.eval_on_selector_all("g.processor text.processor-name", "els => els.map(e => e.textContent)"))
+    for name in ("Consume predictions", "Cut into 10-second files", "Name the file", "Write the archive file"):
+        assert name in names, names
+    # The status bar counts running components (NiFi refreshes it every 5 s, nifi.ui.autorefresh.interval).
+    page.wait_for_function("document.querySelector('#controller-running-count').textContent.trim() === '4'",
+                           timeout=30_000)
+    for palette in ("#navigation-control", "#operation-control"):  # fold them: they cover the flow
+        page.click(f"{palette} .graph-control-header-action")
+    shot(page, "nifi-canvas")
+
+    # The prediction of the first test reached NiFi too: the archive page lists its files.
+    page.goto(base(platform) + "/archive")
+    for _ in range(60):
+        if page.locator("#text-files tbody tr td code").count():
+            break
+        page.wait_for_timeout(1000)
+        page.reload()
+    first = page.locator("#text-files tbody tr").first.inner_text()
+    assert first.startswith("predictions-") and ".txt" in first, first
+    shot(page, "archive")

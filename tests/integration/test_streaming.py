@@ -63,12 +63,12 @@ def expected_predictions(spark, requests):
     from pyspark.ml import PipelineModel
 
     from flightdelay.features import add_features
+    from flightdelay.registry import SHIPPED
     from flightdelay.schema import REQUEST_DDL
-    from spark_jobs.model import SHIPPED_MODEL_DIR
 
     frame = spark.createDataFrame([tuple(r[c.split()[0]] for c in REQUEST_DDL.split(", ")) for r in requests],
                                   REQUEST_DDL)
-    scored = PipelineModel.load(str(SHIPPED_MODEL_DIR)).transform(add_features(frame, load_reference()))
+    scored = PipelineModel.load(str(SHIPPED.pipeline)).transform(add_features(frame, load_reference()))
     return {r["UUID"]: int(r["prediction"]) for r in scored.select("UUID", "prediction").collect()}
 
 
@@ -165,15 +165,14 @@ def register_shipped_model(s, name):
     import pyspark
     from pyspark.ml import PipelineModel
 
-    from flightdelay.reference import DEFAULT_PATH, MLFLOW_ARTIFACT_PATH
-    from spark_jobs.model import SHIPPED_MODEL_DIR
+    from flightdelay.registry import MODEL_ARTIFACT_PATH, REFERENCE_ARTIFACT_PATH, SHIPPED
 
     mlflow.set_tracking_uri(s.mlflow_uri)
     mlflow.set_registry_uri(s.mlflow_uri)
     mlflow.set_experiment(f"test-{name}")
     with mlflow.start_run():
-        mlflow.log_artifact(str(DEFAULT_PATH), MLFLOW_ARTIFACT_PATH.rsplit("/", 1)[0])
-        info = mlflow.spark.log_model(PipelineModel.load(str(SHIPPED_MODEL_DIR)), "model",
+        mlflow.log_artifact(str(SHIPPED.reference), REFERENCE_ARTIFACT_PATH.rsplit("/", 1)[0])
+        info = mlflow.spark.log_model(PipelineModel.load(str(SHIPPED.pipeline)), MODEL_ARTIFACT_PATH,
                                       registered_model_name=name,
                                       pip_requirements=[f"pyspark=={pyspark.__version__}"])
     return str(info.registered_model_version)

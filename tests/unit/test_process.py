@@ -69,5 +69,28 @@ def test_only_archive_stores_run_at_the_store_niceness():
 
     s = load_settings({}, store_nice=10)
     nice = {svc.name: svc.nice(s) for svc in all_services()}
-    assert nice == {"mongo": 10, "kafka": 0, "mlflow": 0, "hdfs": 10, "cassandra": 10, "streaming": 0, "webapp": 0}
+    assert nice == {"mongo": 10, "kafka": 0, "nifi": 10, "mlflow": 0, "hdfs": 10, "cassandra": 10, "streaming": 0, "webapp": 0,
+                    "airflow": 0, "airflow-scheduler": 0, "airflow-dag-processor": 0}
     assert {svc.nice(load_settings({}, store_nice=0)) for svc in all_services()} == {0}
+
+
+def test_up_starts_the_next_servers_while_a_background_one_starts(monkeypatch):
+    from flightdelay.config import load_settings
+    from infra import launcher
+    from infra.services.base import Service
+
+    calls = []
+
+    class Fake(Service):
+        def __init__(self, name, background):
+            self.name, self.start_in_background = name, background
+
+    def start(s, svc, *, wait=True):
+        calls.append(("start", svc.name, wait))
+        return True
+
+    monkeypatch.setattr(launcher, "start", start)
+    monkeypatch.setattr(launcher, "finish_start", lambda s, svc, began=None: calls.append(("ready", svc.name)))
+    services = [Fake("a", False), Fake("slow", True), Fake("b", False)]
+    assert launcher.up(load_settings({}), services) == services
+    assert calls == [("start", "a", True), ("start", "slow", False), ("start", "b", True), ("ready", "slow")]
