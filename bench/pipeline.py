@@ -25,16 +25,17 @@ import threading
 import time
 from pathlib import Path
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import TopicPartition
 
-from flightdelay.clients import cassandra_session, mongo_client
+from bench.job import JobProcess
+from bench.traffic import sample_requests
+from flightdelay import kafka
+from flightdelay import status as job_status
 from flightdelay.config import load_settings
 from flightdelay.reference import load_reference
+from flightdelay.stores import cassandra, mongo
 from infra import launcher
 from infra.services import by_name
-from spark_jobs.predict_stream import checkpoint_dir, offset_total
-from tests.support.job import JobProcess
-from tests.support.kafka import sample_requests
 
 log = logging.getLogger("bench.pipeline")
 ARCHIVE_QUERIES = ("archive-mongo", "archive-cassandra")
@@ -66,8 +67,8 @@ class Collector(threading.Thread):
         self.ready = threading.Event()
 
     def run(self):
-        consumer = Consumer({"bootstrap.servers": self.s.kafka_bootstrap, "group.id": f"bench-{time.time()}",
-                             "auto.offset.reset": "latest", "fetch.wait.max.ms": 5})
+        consumer = kafka.consumer(self.s, f"bench-{time.time()}",
+                                  {"auto.offset.reset": "latest", "fetch.wait.max.ms": 5})
         consumer.subscribe([self.s.response_topic], on_assign=lambda c, p: self.ready.set())
         while not self.stop.is_set():
             for msg in consumer.consume(1000, 0.05):
@@ -84,8 +85,7 @@ class Collector(threading.Thread):
 
 def send_at_rate(s, requests: list[dict], rate: float, sent: dict[str, float]) -> None:
     """Produce ``requests`` at ``rate``/s in 10 ms ticks; record each send time."""
-    producer = Producer({"bootstrap.servers": s.kafka_bootstrap, "linger.ms": 1, "acks": "1",
-                         "queue.buffering.max.messages": 1_000_000})
+    producer = kafka.producer(s, {"linger.ms": 1, "acks": "1", "queue.buffering.max.messages": 1_000_000})
     began = time.monotonic()
     for i, request in enumerate(requests):
         due = began + i / rate
@@ -117,34 +117,9 @@ def phase(s, collector: Collector, reference, rate: float, seconds: float, seed:
             "p99_ms": percentile(latencies, 99), "uuids": list(sent)}
 
 
-def mongo_uuids(s) -> list[str]:
-    with mongo_client(s) as client:
-        coll = client[s.mongo_database][s.mongo_collection]
-        return [d["UUID"] for d in coll.find({}, {"UUID": 1, "_id": 0})]
-
-
-def cassandra_uuids(s, uuids: list[str]) -> tuple[set[str], dict[str, int]]:
-    """UUIDs found in predictions_by_uuid, and rows per wanted UUID in predictions_by_route_day."""
-    wanted = set(uuids)
-    cluster, session = cassandra_session(s, keyspace=s.cassandra_keyspace, timeout=60)
-    try:
-        by_uuid = set()
-        lookup = session.prepare("SELECT uuid FROM predictions_by_uuid WHERE uuid IN ?")
-        for chunk_start in range(0, len(uuids), 100):
-            rows = session.execute(lookup, (uuids[chunk_start:chunk_start + 100],))
-            by_uuid.update(r.uuid for r in rows)
-        route_rows: dict[str, int] = {}
-        for row in session.execute("SELECT uuid FROM predictions_by_route_day"):
-            if row.uuid in wanted:
-                route_rows[row.uuid] = route_rows.get(row.uuid, 0) + 1
-    finally:
-        cluster.shutdown()
-    return by_uuid & wanted, route_rows
-
-
 def topic_end(s, topic: str) -> int:
     """Sum of the high watermarks of ``topic``'s partitions: records ever written to it."""
-    consumer = Consumer({"bootstrap.servers": s.kafka_bootstrap, "group.id": "bench-watermarks"})
+    consumer = kafka.consumer(s, "bench-watermarks")
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions)
@@ -152,30 +127,23 @@ def topic_end(s, topic: str) -> int:
         consumer.close()
 
 
-def archived_offsets(s, query: str) -> int:
-    """Response-topic records an archive query has committed, from its checkpoint: the offsets
-    of its newest committed batch (a cheap lag figure; counting documents in FerretDB scans)."""
-    checkpoint = Path(checkpoint_dir(s, query))
-    committed = [int(p.name) for p in (checkpoint / "commits").glob("[0-9]*")] if checkpoint.exists() else []
-    if not committed:
-        return 0
-    source_offsets = (checkpoint / "offsets" / str(max(committed))).read_text().splitlines()[-1]
-    return offset_total(source_offsets) or 0  # the query's one source: the response topic
-
-
 def wait_for_archive(s, wait_s: float) -> float | None:
-    """Seconds until the MongoDB and Cassandra archive queries have committed every response
-    (None if not within ``wait_s``); one progress line every 10 s."""
+    """Seconds until the MongoDB and Cassandra archive queries have processed every response
+    (None if not within ``wait_s``), from the job's status file (the offset each query's last
+    batch read up to, against the response topic's end: counting documents in FerretDB would
+    scan the collection); one progress line every 10 s."""
     began = time.monotonic()
     while True:
         end = topic_end(s, s.response_topic)
-        lag = {q: end - archived_offsets(s, q) for q in ARCHIVE_QUERIES}
+        status = job_status.read(s)
+        lag = {q: end - job_status.archived_up_to(status, q) for q in ARCHIVE_QUERIES}
         if not any(lag.values()):
             return round(time.monotonic() - began, 1)
         if time.monotonic() - began > wait_s:
             return None
+        backlog = {q: (status or {}).get("queries", {}).get(q, {}).get("backlog") for q in ARCHIVE_QUERIES}
         say(f"stores catching up ({time.monotonic() - began:.0f} s): records still to archive "
-            + ", ".join(f"{q} {n}" for q, n in lag.items()))
+            + ", ".join(f"{q} {n} (backlog at its last batch {backlog[q]})" for q, n in lag.items()))
         time.sleep(10)
 
 
@@ -184,19 +152,18 @@ def count_in_stores(s, uuids: list[str], wait_s: float) -> dict:
     (they are off the response path and may lag behind a burst)."""
     caught_up_after = wait_for_archive(s, wait_s)
     wanted = set(uuids)
-    ids = mongo_uuids(s)
-    in_cassandra, route_rows = cassandra_uuids(s, uuids)
+    with mongo.client(s) as client:
+        ids = mongo.stored_uuids(mongo.collection(client, s))
+    cluster, session = cassandra.session(s, keyspace=s.cassandra_keyspace, timeout=60)
+    try:
+        in_cassandra = cassandra.uuids_by_uuid(session, uuids)
+        route_rows = cassandra.route_day_rows_per_uuid(session, uuids)
+    finally:
+        cluster.shutdown()
     return {"mongo_found": len(wanted & set(ids)), "duplicates_in_mongo": len(ids) - len(set(ids)),
             "cassandra_found": len(in_cassandra),
             "duplicates_in_cassandra": sum(n - 1 for n in route_rows.values() if n > 1),
             "stores_caught_up_after_s": caught_up_after}
-
-
-def drop_bench_collection(s) -> None:
-    """The bench's predictions have been counted; FerretDB scans whole collections, so leave
-    no bench data behind in the platform's database file."""
-    with mongo_client(s) as client:
-        client[s.mongo_database].drop_collection(s.mongo_collection)
 
 
 def interrupt(_signum, _frame):
@@ -252,7 +219,7 @@ def main() -> int:
         finally:
             collector.stop.set()
             job.stop()
-            drop_bench_collection(s)
+            mongo.drop_collection(s)  # FerretDB scans whole collections: leave no bench data
     figures = {
         "p50_ms": round(steady["p50_ms"], 1), "p95_ms": round(steady["p95_ms"], 1),
         "p99_ms": round(steady["p99_ms"], 1), "steady_rate_per_s": args.rate, "seconds": args.seconds,
@@ -269,4 +236,4 @@ if __name__ == "__main__":
         raise SystemExit(main())
     except KeyboardInterrupt:
         say("interrupted: the bench job was stopped and its collection dropped; no figures")
-        raise SystemExit(130)
+        raise SystemExit(130) from None

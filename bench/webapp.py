@@ -19,9 +19,9 @@ import time
 import requests
 import socketio
 
+from bench.traffic import sample_requests
 from flightdelay.config import load_settings
 from flightdelay.reference import load_reference
-from tests.support.kafka import sample_requests
 
 FORM_FIELDS = ("Carrier", "Origin", "Dest", "FlightDate", "CRSDepTime", "CRSArrTime", "DepDelay", "FlightNum")
 
@@ -66,7 +66,7 @@ class Browser(threading.Thread):
                 self.errors.append(str(ack))
                 continue
             with done:
-                if not done.wait_for(lambda: ack["uuid"] in arrived, timeout=self.timeout):
+                if not done.wait_for(lambda uuid=ack["uuid"]: uuid in arrived, timeout=self.timeout):
                     self.timeouts += 1
                     continue
             self.latencies.append((arrived[ack["uuid"]] - sent) * 1000)

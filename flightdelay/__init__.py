@@ -1,4 +1,4 @@
-"""Shared package of the flight-delay platform: schema, features, config, service clients.
+"""Shared package of the flight-delay platform: schema, features, config, Kafka clients, stores, job status.
 
 Imported by the web app, the streaming job, training and the launcher; imports none of them.
 """

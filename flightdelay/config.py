@@ -84,7 +84,8 @@ class Settings:
     webapp_max_request_bytes: int = _setting(16384, "largest request body or Socket.IO message accepted (413 beyond)")
     webapp_allowed_origins: str = _setting("", "extra origins (comma-separated) allowed to open Socket.IO connections; "
                                                "the app's own origin always is")
-    webapp_threads: int = _setting(128, "threads of the web app's server (gunicorn gthread, one process); each open websocket holds one")
+    webapp_threads: int = _setting(128, "threads of the web app's server (gunicorn gthread, one process); "
+                                        "each open websocket holds one")
 
     # NiFi prediction archive
     nifi_consumer_group: str = _setting("flightdelay-nifi-archive", "Kafka consumer group of NiFi's ConsumeKafka")

@@ -43,7 +43,6 @@ from pyspark.sql import functions as F
 from flightdelay.reference import SEASON_KEY_SEPARATOR, Reference
 from flightdelay.schema import JAVA_DATE_FORMAT, LABEL_COLUMN, ROUTE_SEPARATOR
 
-
 CATEGORICAL = ("Carrier", "Origin", "Dest", "Route")
 DERIVED_COLUMNS = ("Route", "DayOfMonth", "DayOfWeek", "DayOfYear", "Month", "Season", "DepHour", "ArrHour",
                    "Distance", "CRSElapsedTime", "RouteTypicalElapsed", "BlockSlack", "ExpectedArrDelay")

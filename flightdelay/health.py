@@ -23,26 +23,20 @@ def http_get(url: str, timeout: float = 2.0) -> bytes:
 
 
 def check_kafka(s: Settings, timeout: float = 2.0) -> str:
-    from confluent_kafka.admin import AdminClient
+    from flightdelay import kafka
 
-    admin = AdminClient({"bootstrap.servers": s.kafka_bootstrap, "logger": log,
-                         "socket.connection.setup.timeout.ms": int(timeout * 1000)})
-    metadata = admin.list_topics(timeout=timeout)
+    metadata = kafka.admin(s, {"socket.connection.setup.timeout.ms": int(timeout * 1000)}).list_topics(timeout=timeout)
     if not metadata.brokers:
         raise RuntimeError("no broker in the metadata answer")
     return f"{len(metadata.brokers)} broker(s), {len(metadata.topics)} topics"
 
 
 def check_mongo(s: Settings, timeout: float = 2.0) -> str:
-    from pymongo import MongoClient
+    from flightdelay.stores import mongo
 
-    client = MongoClient(s.mongo_uri, serverSelectionTimeoutMS=int(timeout * 1000),
-                         connectTimeoutMS=int(timeout * 1000))
-    try:
+    with mongo.client(s, timeout_ms=int(timeout * 1000)) as client:
         client.admin.command("ping")
         return f"ping ok, server {client.server_info().get('version', '?')}"
-    finally:
-        client.close()
 
 
 def check_hdfs(s: Settings, timeout: float = 2.0) -> str:
@@ -63,10 +57,10 @@ def check_spark_ui(s: Settings, timeout: float = 2.0) -> str:
 
 
 def check_cassandra(s: Settings, timeout: float = 3.0) -> str:
-    from flightdelay.clients import cassandra_session, quiet_cassandra_driver
+    from flightdelay.stores import cassandra
 
-    with quiet_cassandra_driver():
-        cluster, session = cassandra_session(s, timeout=timeout, metadata=False)
+    with cassandra.quiet_driver():
+        cluster, session = cassandra.session(s, timeout=timeout, metadata=False)
         try:
             row = session.execute("SELECT release_version FROM system.local", timeout=timeout).one()
         finally:

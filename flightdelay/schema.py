@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import re
-import uuid as _uuidlib
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -117,6 +116,8 @@ _RESPONSE_TYPES = {
 }
 RESPONSE_DDL = ", ".join(
     f"{n} {_RESPONSE_TYPES[n] if n in _RESPONSE_TYPES else FIELDS[n].spark_type}" for n in RESPONSE_FIELDS)
+# Response fields that may be null in a complete prediction: the request's optional fields.
+OPTIONAL_RESPONSE_FIELDS = tuple(n for n in RESPONSE_FIELDS if n in FIELDS and not FIELDS[n].required)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,6 +1,10 @@
+"""Session fixtures shared by every test folder: ``settings``, ``spark`` and ``stack``, each set
+up once per run (``pytest --setup-plan`` shows one SETUP of each)."""
 import pytest
 
 from flightdelay.config import load_settings
+from infra import launcher
+from infra.services import by_name
 
 
 @pytest.fixture(scope="session")
@@ -10,12 +14,43 @@ def settings():
 
 @pytest.fixture(scope="session")
 def spark(settings):
-    """One SparkSession for the whole test session, with the Kafka connector on its classpath
-    (spark.jars is only read when the first SparkContext of the process starts)."""
-    from flightdelay.spark import get_spark
-    from infra.services.spark_connector import install_spark_connector
+    """One SparkSession for the whole test session, built the project's way (get_spark).
 
-    install_spark_connector(settings)
+    No test reads Kafka through Spark in this process (the streaming job runs as its own
+    process), so the session does not need the Kafka connector and `make test-unit` needs no
+    Maven."""
+    from flightdelay.spark import get_spark
+
     session = get_spark(settings, "flightdelay-tests")
     yield session
     session.stop()
+
+
+class Stack:
+    """The real servers, for integration and e2e tests. The first test that needs a server
+    starts it (through the launcher); at the end of the session exactly the servers started
+    here are stopped, leaving alone any that were already up (e.g. from ``make up``). A server
+    that cannot start is an error, never a skip."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.started = []
+        self.ready = set()
+
+    def require(self, *names):
+        """Start ``names`` unless already up; return the Settings to reach them."""
+        for svc in by_name([n for n in names if n not in self.ready]):
+            if launcher.start(self.settings, svc):
+                self.started.append(svc)
+            self.ready.add(svc.name)
+        return self.settings
+
+    def teardown(self):
+        launcher.down(self.settings, self.started)
+
+
+@pytest.fixture(scope="session")
+def stack(settings):
+    s = Stack(settings)
+    yield s
+    s.teardown()

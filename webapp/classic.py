@@ -23,8 +23,17 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from flightdelay.schema import route_of
 from webapp.limits import submission_limit
-from webapp.predictions import (Unavailable, ValidationError, lookup, normalise_uuid, request_payload,
-                                requested_wait, served_reference, submit, wait_for_outcome)
+from webapp.predictions import (
+    Unavailable,
+    ValidationError,
+    lookup,
+    normalise_uuid,
+    request_payload,
+    requested_wait,
+    served_reference,
+    submit,
+    wait_for_outcome,
+)
 
 log = logging.getLogger(__name__)
 

@@ -1,13 +1,13 @@
 """Server-rendered pages: predict, history, archive, model, status."""
 from __future__ import annotations
 
-import json
 import logging
 import time
 
 from flask import Blueprint, Response, abort, current_app, render_template, request
 
 from flightdelay import health
+from flightdelay import status as job_status
 from flightdelay.schema import LABELS
 from flightdelay.stores import text_archive
 from webapp.predictions import served_reference
@@ -135,10 +135,7 @@ def status():
 
 def streaming_status(s) -> dict | None:
     """What the streaming job last wrote about its queries (backlog of each archive query)."""
-    try:
-        return json.loads(s.streaming_status_file.read_text())
-    except (OSError, ValueError):
-        return None
+    return job_status.read(s)
 
 
 @bp.get("/vendor/socket.io.min.js")

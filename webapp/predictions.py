@@ -1,4 +1,6 @@
-"""Accepting a prediction request: validate with the shared schema, stamp, produce to Kafka."""
+"""Both halves of a prediction in the web app: the request (validate with the shared schema,
+stamp, produce to Kafka; look a result up) and the response (a prediction from Kafka pushed to
+the Socket.IO room of its UUID)."""
 from __future__ import annotations
 
 import logging
@@ -7,9 +9,11 @@ import re
 import time
 import uuid as uuidlib
 
-from flask import current_app, request
+from flask import Flask, current_app, request
 
+from flightdelay import schema
 from flightdelay.schema import ValidationError, validate_request
+from webapp import socketio
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +22,7 @@ class Unavailable(RuntimeError):
     """Kafka did not take the request; the caller answers 503 and the user may retry."""
 
 
-UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+UUID_RE = re.compile(schema.UUID_RE)  # matched against the lower-cased text: the canonical form
 
 
 def normalise_uuid(text: str) -> str | None:
@@ -110,4 +114,47 @@ def lookup(uuid: str) -> tuple[str, dict | None]:
     return "unknown", None
 
 
-__all__ = ["ValidationError", "Unavailable", "submit", "lookup"]
+def start_response_consumer(app: Flask) -> None:
+    """Background tasks, once per process: Kafka responses -> the Socket.IO room of each UUID;
+    the served model's reference data follows the registry alias."""
+    if app.extensions.get("fd.consumer_started"):
+        return
+    app.extensions["fd.consumer_started"] = True
+    socketio.start_background_task(app.extensions["fd.bridge"].consume_responses,
+                                   lambda prediction: deliver_prediction(app, prediction),
+                                   lambda rejection: deliver_rejection(app, rejection))
+    socketio.start_background_task(app.extensions["fd.reference"].follow, socketio.sleep)
+
+
+def deliver_prediction(app: Flask, prediction: dict) -> bool:
+    """Push one prediction to the Socket.IO room of its UUID (never broadcast). A repeated
+    response (the Kafka sink is at-least-once) is recognised by UUID and not pushed again."""
+    uuid = prediction.get("UUID")
+    if not uuid:
+        log.warning("response without UUID ignored")
+        return False
+    if not app.extensions["fd.results"].record(uuid, prediction):
+        log.info("uuid=%s duplicate response ignored", uuid)
+        return False
+    socketio.emit("prediction", prediction, to=uuid)
+    log.info("uuid=%s prediction %s (%s v%s) pushed to its room", uuid, prediction.get("prediction"),
+             prediction.get("model_name"), prediction.get("model_version"))
+    return True
+
+
+def deliver_rejection(app: Flask, rejection: dict) -> bool:
+    """The streaming job dead-lettered a request this process accepted (the validators should
+    agree, so this is a safety net): tell whoever waits for it why, instead of leaving it
+    pending. Dead letters of requests this process did not produce are ignored."""
+    uuid = rejection.get("uuid")
+    results = app.extensions["fd.results"]
+    if not uuid or not results.is_pending(uuid):
+        return False
+    results.reject(uuid, rejection)
+    socketio.emit("rejected", rejection, to=uuid)
+    log.warning("uuid=%s rejected by the streaming job: %s", uuid, rejection.get("reason"))
+    return True
+
+
+__all__ = ["ValidationError", "Unavailable", "submit", "lookup", "start_response_consumer", "deliver_prediction",
+           "deliver_rejection"]

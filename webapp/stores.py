@@ -1,35 +1,20 @@
 """Read side of the web app: prediction history (MongoDB), the parquet archive (HDFS via
-WebHDFS), the champion model (MLflow). Each client is created lazily and reused."""
+WebHDFS), the champion model (MLflow). The queries themselves live with their store in
+``flightdelay.stores``; here each client is created lazily and reused."""
 from __future__ import annotations
 
-import io
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
 
 from flightdelay import registry
-from flightdelay.archive import committed_files, latest_log_files, parse_log, partition_value
-from flightdelay.clients import hdfs_client, mongo_client
 from flightdelay.config import Settings
-from flightdelay.schema import LABELS
+from flightdelay.stores import mongo, parquet
+from flightdelay.stores.mongo import HISTORY_FILTERS, HistoryPage
 
 log = logging.getLogger(__name__)
 
-HISTORY_FILTERS = ("Route", "Carrier", "FlightDate", "model_version")
-
-
-@dataclass
-class HistoryPage:
-    rows: list[dict]
-    total: int
-    page: int
-    page_size: int
-    filters: dict = field(default_factory=dict)
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.page_size))
+__all__ = ["Stores", "HistoryPage", "HISTORY_FILTERS"]
 
 
 class Stores:
@@ -45,71 +30,35 @@ class Stores:
     def collection(self):
         with self._lock:
             if self._mongo is None:
-                self._mongo = mongo_client(self.settings, timeout_ms=3000)
-        return self._mongo[self.settings.mongo_database][self.settings.mongo_collection]
+                self._mongo = mongo.client(self.settings, timeout_ms=3000)
+        return mongo.collection(self._mongo, self.settings)
 
     def prediction(self, uuid: str) -> dict | None:
         try:
-            doc = self.collection.find_one({"_id": uuid})
+            return mongo.find_prediction(self.collection, uuid)
         except Exception as exc:  # MongoDB down: the caller falls back to "pending"/"unknown"
             log.warning("uuid=%s MongoDB lookup failed: %s", uuid, exc)
             return None
-        if doc is not None:
-            doc.pop("_id", None)
-        return doc
 
     def history(self, filters: dict, page: int = 1, page_size: int = 25) -> HistoryPage:
-        query = {k: v for k, v in filters.items() if k in HISTORY_FILTERS and v}
-        page = max(1, page)
-        total = self.collection.count_documents(query)
-        cursor = (self.collection.find(query, {"_id": 0}).sort("requested_at", -1)
-                  .skip((page - 1) * page_size).limit(page_size))
-        return HistoryPage(list(cursor), total, page, page_size, query)
+        return mongo.history(self.collection, filters, page=page, page_size=page_size)
 
     # -- HDFS parquet archive ----------------------------------------------------------------
     @property
     def hdfs(self):
         with self._lock:
             if self._hdfs is None:
-                self._hdfs = hdfs_client(self.settings, timeout=10)
+                self._hdfs = parquet.hdfs_client(self.settings, timeout=10)
         return self._hdfs
 
     def archive_summary(self, max_age_s: float = 30.0) -> dict:
-        """Counts per flight date and per class over every parquet file of the archive.
-        Cached briefly: the archive only changes once per archive trigger."""
+        """Counts per flight date and per class over the archive. Cached briefly: the archive
+        only changes once per archive trigger."""
         if self._archive_cache and time.monotonic() - self._archive_cache[0] < max_age_s:
             return self._archive_cache[1]
-        summary = self._summarise_archive()
+        summary = parquet.summary(self.hdfs, self.settings)
         self._archive_cache = (time.monotonic(), summary)
         return summary
-
-    def committed_archive_files(self) -> list[str]:
-        root = self.settings.prediction_archive_path
-        log_dir = f"{root}/_spark_metadata"
-        if self.hdfs.status(log_dir, strict=False) is None:
-            return []
-        entries = []
-        for name in latest_log_files(self.hdfs.list(log_dir)):
-            with self.hdfs.read(f"{log_dir}/{name}", encoding="utf-8") as reader:
-                entries.extend(parse_log(reader.read()))
-        return committed_files(entries)
-
-    def _summarise_archive(self) -> dict:
-        import pyarrow.parquet as pq
-
-        per_day: dict[str, dict[int, int]] = {}
-        files = self.committed_archive_files()
-        for path in files:
-            day = partition_value(path, "FlightDate") or "unknown"
-            with self.hdfs.read(path) as reader:
-                table = pq.read_table(io.BytesIO(reader.read()), columns=["prediction"])
-            counts = per_day.setdefault(day, {c: 0 for c in LABELS})
-            for value in table.column("prediction").to_pylist():
-                counts[int(value)] = counts.get(int(value), 0) + 1
-        per_class = {c: sum(day[c] for day in per_day.values()) for c in LABELS}
-        return {"per_day": dict(sorted(per_day.items())), "per_class": per_class,
-                "total": sum(per_class.values()), "files": len(files),
-                "path": f"{self.settings.hdfs_url}{self.settings.prediction_archive_path}"}
 
     # -- MLflow ------------------------------------------------------------------------------
     def champion(self) -> dict:

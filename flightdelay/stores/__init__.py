@@ -1,1 +1,1 @@
-"""One module per store of the platform: how it is read and written."""
+"""One module per store of the platform: its schema or indexes, row conversion, writer and read queries."""

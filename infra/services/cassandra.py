@@ -8,14 +8,13 @@ workdir (data, commitlog, hints, saved caches also live there, so data survives 
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 from pathlib import Path
 from string import Template
 
-from flightdelay.clients import cassandra_session
 from flightdelay.config import REPO_ROOT, Settings
 from flightdelay.health import check_cassandra
+from flightdelay.stores import cassandra as cassandra_store
 from infra.process import StackError
 from infra.services.base import Service, java, java_env, maven_libs
 
@@ -72,10 +71,6 @@ JVM_OPTS = [
     "-Dcassandra-foreground=yes",
 ]
 
-# Unquoted CQL names are folded to lower case; accept only names that stay as they are written.
-_IDENTIFIER = re.compile(r"[a-z][a-z0-9_]{0,47}")
-
-
 class Cassandra(Service):
     name = "cassandra"
     archive_store = True
@@ -131,24 +126,20 @@ class Cassandra(Service):
         check_cassandra(s, timeout=3.0)
 
     def bootstrap(self, s: Settings) -> None:
-        statements = schema_statements(s.cassandra_keyspace)
-        cluster, session = cassandra_session(s, timeout=10.0)
+        """The keyspace and prediction tables of flightdelay/stores/cassandra.cql (idempotent)."""
         try:
-            for statement in statements:
-                session.execute(statement, timeout=60.0)
-            if not cluster.control_connection.wait_for_schema_agreement():
-                raise StackError("cassandra: schema did not reach agreement after applying schema.cql")
-        finally:
-            cluster.shutdown()
-        print(f"[cassandra] schema.cql applied to keyspace {s.cassandra_keyspace}", flush=True)
+            cassandra_store.apply_schema(s)
+        except (ValueError, RuntimeError) as exc:
+            raise StackError(f"cassandra: {exc}") from exc
+        print(f"[cassandra] {cassandra_store.SCHEMA_FILE.name} applied to keyspace {s.cassandra_keyspace}", flush=True)
 
 
 def no_memory_lock() -> list[str]:
     """A command prefix that keeps Cassandra from locking all its memory in RAM.
 
     CassandraDaemon always calls mlockall(MCL_CURRENT). With CAP_IPC_LOCK (e.g. as root) that
-    succeeds and faults in the whole committed heap and every other mapping: about 1.5 GB RSS at
-    once and ~4 s more start-up on 2 cores. Without the capability the call fails with ENOMEM
+    succeeds and faults in the whole committed heap and every other mapping at once (RSS and
+    start-up time: README, "Measured choices"). Without the capability the call fails with ENOMEM
     (one warning in the log), exactly as it does for an ordinary user. ``setpriv`` (util-linux)
     drops the capability (which needs CAP_SETPCAP) and then execs java, so the pid stays the
     server's pid.
@@ -172,13 +163,3 @@ def _effective_capabilities() -> int:
         if line.startswith("CapEff:"):
             return int(line.split()[1], 16)
     return 0
-
-
-def schema_statements(keyspace: str) -> list[str]:
-    """The CQL statements of infra/cassandra/schema.cql for ``keyspace``, comments removed."""
-    if not _IDENTIFIER.fullmatch(keyspace):
-        raise StackError(f"cassandra: keyspace name {keyspace!r} is not a valid CQL identifier "
-                         "(lower-case letters, digits, underscore; at most 48 characters)")
-    text = Template((CONF / "schema.cql").read_text()).substitute(keyspace=keyspace)
-    lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
-    return [stmt.strip() for stmt in "\n".join(lines).split(";") if stmt.strip()]

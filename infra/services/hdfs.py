@@ -12,13 +12,13 @@ from __future__ import annotations
 import copy
 import json
 import os
-import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
 
 from flightdelay.config import REPO_ROOT, Settings
+from flightdelay.stores import parquet
 from infra.process import StackError
 from infra.services.base import Service, fingerprint, java, java_env, maven_libs
 
@@ -50,8 +50,8 @@ def store_uncompressed(jar: Path) -> None:
     """Rewrite ``jar`` in place with its entries stored, not deflated.
 
     At start-up Jersey finds the WebHDFS resources by streaming through every entry of the jar
-    that holds their package, the 56 MB shaded minicluster jar; inflating it costs about 2 s of
-    CPU (a third of the start-up CPU), every start. Done once, after the download.
+    that holds their package, the 56 MB shaded minicluster jar; inflating it costs a third of the
+    start-up CPU, every start. Done once, after the download.
     """
     tmp = jar.with_suffix(".stored.tmp")
     with zipfile.ZipFile(jar) as zin, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zout:
@@ -175,14 +175,11 @@ class Hdfs(Service):
             raise StackError(f"hdfs: unexpected LISTSTATUS answer {listing}")
 
     def bootstrap(self, s: Settings) -> None:
-        """Create the prediction archive directory (MKDIRS is idempotent)."""
-        req = urllib.request.Request(webhdfs_url(s, s.prediction_archive_path, "MKDIRS"), method="PUT")
+        """Create the prediction archive directory (flightdelay.stores.parquet; idempotent)."""
+        from hdfs import HdfsError
+
         try:
-            with _http.open(req, timeout=30) as resp:
-                ok = json.loads(resp.read().decode()).get("boolean")
-        except urllib.error.HTTPError as exc:
-            raise StackError(f"hdfs: MKDIRS {s.prediction_archive_path} failed: "
-                             f"{exc.code} {exc.read().decode(errors='replace')[:500]}") from exc
-        if ok is not True:
-            raise StackError(f"hdfs: MKDIRS {s.prediction_archive_path} answered {ok!r}")
+            parquet.ensure_archive_dir(s)
+        except HdfsError as exc:
+            raise StackError(f"hdfs: MKDIRS {s.prediction_archive_path} failed: {exc}") from exc
         print(f"[{self.name}] archive directory {s.hdfs_url}{s.prediction_archive_path} ready", flush=True)

@@ -7,6 +7,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
+from flightdelay import kafka
 from flightdelay.config import REPO_ROOT, Settings
 from flightdelay.health import check_kafka
 from infra.process import StackError
@@ -97,9 +98,9 @@ def new_cluster_id() -> str:
 
 def ensure_topics(s: Settings, topics, partitions: int | None = None) -> None:
     """Create ``topics`` that do not exist yet (idempotent)."""
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import NewTopic
 
-    admin = AdminClient({"bootstrap.servers": s.kafka_bootstrap, "logger": log})
+    admin = kafka.admin(s)
     existing = set(admin.list_topics(timeout=10).topics)
     wanted = [NewTopic(t, num_partitions=partitions or s.topic_partitions, replication_factor=1)
               for t in topics if t not in existing]

@@ -35,8 +35,9 @@ class MLflowServer(Service):
 
     def env(self, s: Settings) -> dict[str, str]:
         env = dict(os.environ)
-        # MLflow 3's server-side job runner (GenAI evaluation jobs) forks seven huey consumers,
-        # about 1.7 GB of RSS on this machine; the platform uses tracking and the registry only.
+        # MLflow 3's server-side job runner (GenAI evaluation jobs) forks seven huey consumers
+        # (most of the server's memory; README, "Measured choices"); the platform uses tracking
+        # and the registry only.
         env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
         return env
 

@@ -9,7 +9,7 @@ every other find (and every sort but ``$natural``) decodes the whole collection 
 in memory, so secondary indexes cost write time but do not speed queries up. Keep history
 queries bounded and the collection modest. Even the ``_id`` pushdown misses FerretDB's own
 unique index (the SQL says ``_ferretdb_sjson->'$._id'``, the index ``_ferretdb_sjson->"_id"``),
-which makes every upsert / find / delete by ``_id`` a full table scan; bootstrap() therefore
+which makes every find / update / delete by ``_id`` a full table scan; bootstrap() therefore
 adds one SQLite expression index matching the query to the prediction collection's table
 (invisible to MongoDB clients, dropped with the collection).
 """
@@ -23,32 +23,22 @@ import subprocess
 import time
 from pathlib import Path
 
-from flightdelay.clients import mongo_client
 from flightdelay.config import REPO_ROOT, Settings
 from flightdelay.health import check_mongo
+from flightdelay.stores import mongo as mongo_store
 from infra.process import StackError
 from infra.services.base import Service, fingerprint
 
 log = logging.getLogger(__name__)
 
 # SQLite's default page cache (2 MiB) makes inserts slow down as the _id indexes (random
-# UUIDs) outgrow it: 400,000 inserts here went from 6,300/s to 4,800/s with the default and
-# stayed at 5,500-7,300/s with 64 MiB. Durability settings stay FerretDB's own.
+# UUIDs) outgrow it; 64 MiB keeps the insert rate steady (README, "Measured choices").
+# Durability settings stay FerretDB's own.
 SQLITE_PRAGMAS = ("cache_size(-65536)",)
 
 SRC = REPO_ROOT / "infra" / "mongo"
 SOURCES = ("go.mod", "go.sum", "main.go")
 GO_FALLBACK = Path("/usr/local/go/bin/go")
-
-# Indexes of the prediction collection, as (key list, name): the history page's newest-first
-# sort and its main filter (a route on a date), for a real MongoDB. FerretDB v1/SQLite does not
-# use them for queries (see above) and every index costs insert time (20,000 inserts: 12,500/s
-# with none, 8,200/s with six), so only these two are kept. FerretDB rejects partial
-# (partialFilterExpression), TTL (expireAfterSeconds) and text indexes.
-INDEXES: tuple[tuple[tuple[tuple[str, int], ...], str], ...] = (
-    ((("requested_at", -1),), "requested_at_-1"),
-    ((("Route", 1), ("FlightDate", 1)), "Route_1_FlightDate_1"),
-)
 
 
 def go_binary() -> str:
@@ -101,31 +91,6 @@ def build(s: Settings) -> Path:
     print(f"[mongo] built {target} ({target.stat().st_size / 1e6:.0f} MB, {packages} packages) "
           f"in {time.monotonic() - began:.0f} s", flush=True)
     return target
-
-
-def ensure_collection(s: Settings) -> None:
-    """Create the prediction collection and its indexes, and drop indexes no longer declared
-    in INDEXES (an older layout); idempotent."""
-    from pymongo import IndexModel
-    from pymongo.errors import CollectionInvalid
-
-    with mongo_client(s) as c:
-        db = c[s.mongo_database]
-        if s.mongo_collection not in db.list_collection_names(filter={"name": s.mongo_collection}):
-            try:
-                db.create_collection(s.mongo_collection)
-                print(f"[mongo] created collection {s.mongo_database}.{s.mongo_collection}", flush=True)
-            except CollectionInvalid:  # created meanwhile by someone else
-                pass
-        coll = db[s.mongo_collection]
-        have = set(coll.index_information())
-        for obsolete in sorted(have - {name for _, name in INDEXES} - {"_id_"}):
-            coll.drop_index(obsolete)
-            print(f"[mongo] dropped index {obsolete} (no longer declared)", flush=True)
-        missing = [IndexModel(list(keys), name=name) for keys, name in INDEXES if name not in have]
-        if missing:
-            coll.create_indexes(missing)
-            print(f"[mongo] created indexes {', '.join(m.document['name'] for m in missing)}", flush=True)
 
 
 def data_dir(workdir: Path) -> Path:
@@ -189,5 +154,8 @@ class Mongo(Service):
         check_mongo(s, timeout=1.0)
 
     def bootstrap(self, s: Settings) -> None:
-        ensure_collection(s)
+        """The prediction collection and its indexes (flightdelay.stores.mongo), then the
+        FerretDB-specific SQLite index for lookups by _id."""
+        for change in mongo_store.ensure_collection(s):
+            print(f"[mongo] {change}", flush=True)
         ensure_id_lookup_index(s)

@@ -9,10 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+from flightdelay import status as job_status
 from flightdelay.config import REPO_ROOT, Settings
 from flightdelay.health import check_spark_ui, http_get
 from infra.process import StackError
 from infra.services.base import Service, java_env
+from infra.services.spark_connector import install_spark_connector
 
 SOCKETIO_CLIENT = "socket.io-client@4.8.1"
 
@@ -35,8 +37,11 @@ class StreamingJob(Service):
     def url(self, s: Settings) -> str:
         return f"http://{s.host}:{s.spark_ui_port}"
 
+    def install(self, s: Settings) -> None:
+        install_spark_connector(s)  # the job reads and writes Kafka through Spark's connector
+
     def command(self, s: Settings, workdir: Path) -> list[str]:
-        s.streaming_status_file.unlink(missing_ok=True)
+        job_status.clear(s)
         return [sys.executable, "-m", "spark_jobs.predict_stream"]
 
     def env(self, s: Settings) -> dict[str, str]:
@@ -44,8 +49,10 @@ class StreamingJob(Service):
 
     def probe(self, s: Settings) -> None:
         check_spark_ui(s)
-        status = json.loads(s.streaming_status_file.read_text())
-        inactive = [name for name, q in status["queries"].items() if not q["active"]]
+        status = job_status.read(s)
+        if status is None:
+            raise StackError("the job has not written its status yet")
+        inactive = job_status.inactive_queries(status)
         if inactive:
             raise StackError(f"queries not running: {', '.join(inactive)}")
 

@@ -6,8 +6,6 @@ import tempfile
 
 import pytest
 
-from tests.integration.conftest import stack  # noqa: F401 - the same session fixture
-
 CHROMIUM = os.environ.get("FD_CHROMIUM", "/usr/bin/chromium")
 # Without the background-networking flags Chromium tries to reach Google's hosts at start.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -2,6 +2,7 @@
 import os
 
 from flightdelay.config import REPO_ROOT
+from flightdelay.wait import wait_for
 
 SCREENSHOTS = os.environ.get("FD_SCREENSHOTS") == "1"
 
@@ -42,13 +43,13 @@ def test_predict_a_flight_and_see_the_live_answer(platform, page):
 
     # ... and finds it in the history (MongoDB), newest first.
     page.goto(base(platform) + "/history?Route=EWR-IAH")
-    page.wait_for_selector("table.data")
-    for _ in range(30):
-        if uuid[:8] in page.inner_text("table.data"):
-            break
-        page.wait_for_timeout(1000)
+
+    def listed():  # the archive query stores it within seconds; reload until it does
         page.reload()
-    assert uuid[:8] in page.inner_text("table.data")
+        page.wait_for_selector("table.data")
+        return uuid[:8] in page.inner_text("table.data")
+
+    wait_for(listed, 60, f"request {uuid} on the history page")
     shot(page, "history")
 
 

@@ -19,6 +19,7 @@ from types import SimpleNamespace
 import pytest
 
 from flightdelay import registry
+from flightdelay import status as job_status
 from flightdelay.config import REPO_ROOT
 from infra.services.airflow import airflow_bin, airflow_env, migrate_db, ui_password
 from tests.e2e.test_browser import shot
@@ -125,7 +126,7 @@ def test_a_promoting_run_triggered_in_airflow_is_served_without_a_restart(state,
     s = state.s
     if state.weak is None:
         pytest.fail("needs the weak version registered by the previous test")
-    status_before = json.loads(s.streaming_status_file.read_text())
+    status_before = job_status.read(s)
     state.client.set_registered_model_alias(s.model_name, s.model_alias, state.weak)
     wait_for(lambda: served_version(s) == state.weak, PICKUP_BOUND_S, f"predictions from version {state.weak}")
 
@@ -158,7 +159,7 @@ def test_a_promoting_run_triggered_in_airflow_is_served_without_a_restart(state,
     first_prediction = time.monotonic()
     print(f"\nretrain: DAG run {run_done - triggered:.0f} s; trigger -> first prediction by version {promoted} "
           f"{first_prediction - triggered:.0f} s (run end -> served {first_prediction - run_done:.0f} s)")
-    status = json.loads(s.streaming_status_file.read_text())
+    status = job_status.read(s)
     assert status["model"] == {"name": s.model_name, "version": promoted, "source": "mlflow"}
     assert status["queries"]["archive-mongo"]["id"] == status_before["queries"]["archive-mongo"]["id"]  # no restart
 

@@ -1,100 +1,109 @@
 """Cassandra integration: the launcher's schema exists and the prediction tables behave as the
-streaming job needs (a row per request UUID, rewritten in place when a batch is replayed).
+streaming job needs, written through the job's own writer (flightdelay.stores.cassandra): one
+row per request UUID in each table, rewritten in place when a batch is replayed.
 
 Each test writes to its own route (a fresh partition), so tests never see each other's rows; the
 rows are deleted again at the end of the module. On one node a write at consistency ONE is
 readable at once, so there is nothing to wait for.
 """
+import dataclasses
 import datetime as dt
 import uuid
 
 import pytest
 
-from flightdelay.clients import cassandra_session
+from flightdelay.stores import cassandra
+from flightdelay.stores.cassandra import COLUMNS, TABLES, CassandraWriter
 from infra.services.cassandra import Cassandra
-
-TABLES = ("predictions_by_uuid", "predictions_by_route_day")
-COLUMNS = ("uuid", "carrier", "origin", "dest", "route", "flight_date", "flight_num", "crs_dep_time",
-           "crs_arr_time", "dep_delay", "prediction", "label", "probabilities", "model_name",
-           "model_version", "requested_at", "predicted_at")
+from spark_jobs.sinks import write_batch
 
 
 @pytest.fixture(scope="module")
-def cassandra(stack):
-    settings = stack.require("cassandra")
-    cluster, session = cassandra_session(settings, keyspace=settings.cassandra_keyspace)
-    yield settings, session
+def cassandra_settings(stack):
+    return stack.require("cassandra")
+
+
+@pytest.fixture(scope="module")
+def session(cassandra_settings):
+    cluster, sess = cassandra.session(cassandra_settings, keyspace=cassandra_settings.cassandra_keyspace)
+    yield sess
     cluster.shutdown()
 
 
-class Writer:
-    """Inserts prediction rows and remembers their keys, to delete them afterwards."""
-
-    def __init__(self, session):
-        self.session = session
-        placeholders = ", ".join("?" for _ in COLUMNS)
-        self.inserts = {t: session.prepare(f"INSERT INTO {t} ({', '.join(COLUMNS)}) VALUES ({placeholders})")
-                        for t in TABLES}
-        self.written = []
-
-    def __call__(self, table: str, row: dict) -> None:
-        self.session.execute(self.inserts[table], [row[c] for c in COLUMNS])
-        self.written.append((table, row))
-
-    def delete_all(self) -> None:
-        for table, row in self.written:
-            if table == "predictions_by_uuid":
-                self.session.execute("DELETE FROM predictions_by_uuid WHERE uuid = %s", [row["uuid"]])
-            else:
-                self.session.execute("DELETE FROM predictions_by_route_day WHERE route = %s AND flight_date = %s",
-                                     [row["route"], row["flight_date"]])
-
-
 @pytest.fixture(scope="module")
-def write(cassandra):
-    writer = Writer(cassandra[1])
-    yield writer
-    writer.delete_all()
+def written(session):
+    """Predictions the tests stored, deleted at the end of the module."""
+    predictions = []
+    yield predictions
+    for p in predictions:
+        session.execute("DELETE FROM predictions_by_uuid WHERE uuid = %s", [p["UUID"]])
+        session.execute("DELETE FROM predictions_by_route_day WHERE route = %s AND flight_date = %s",
+                        [p["Route"], dt.date.fromisoformat(p["FlightDate"])])
+
+
+@pytest.fixture
+def store(cassandra_settings, written):
+    """Write predictions with the production writer (small batches, to exercise batching)."""
+    writer = CassandraWriter(dataclasses.replace(cassandra_settings, cassandra_batch_rows=4))
+
+    def write(*predictions):
+        written.extend(predictions)
+        return writer.write([writer.convert(p) for p in predictions])
+
+    yield write
+    writer.reset()
 
 
 def prediction(route: str, **overrides) -> dict:
+    """A prediction as the job's archive query hands it to the writer (response fields)."""
     origin, dest = route.split("-")
-    row = {
-        "uuid": str(uuid.uuid4()), "carrier": "AA", "origin": origin, "dest": dest, "route": route,
-        "flight_date": dt.date(2013, 6, 14), "flight_num": 1141, "crs_dep_time": 1730,
-        "crs_arr_time": 2045, "dep_delay": -4.0, "prediction": 2, "label": "slightly late",
-        "probabilities": [0.1, 0.2, 0.6, 0.1], "model_name": "flight_delay_rf", "model_version": "3",
-        # timestamp columns keep milliseconds, so compare values built with millisecond precision
-        "requested_at": dt.datetime(2026, 1, 2, 3, 4, 5, 123000),
-        "predicted_at": dt.datetime(2026, 1, 2, 3, 4, 5, 456000),
-    }
-    row.update(overrides)
-    return row
+    p = {"UUID": str(uuid.uuid4()), "Carrier": "AA", "Origin": origin, "Dest": dest, "Route": route,
+         "FlightDate": "2013-06-14", "FlightNum": 1141, "CRSDepTime": 1730, "CRSArrTime": 2045,
+         "DepDelay": -4.0, "Distance": 2475.0, "prediction": 2, "label": "slightly late (0-30 min)",
+         "probabilities": [0.1, 0.2, 0.6, 0.1], "model_name": "flight_delay_rf", "model_version": "3",
+         "requested_at": 1_767_323_045_123, "predicted_at": 1_767_323_045_456, "_raw": "{}", "_topic": "t"}
+    p.update(overrides)
+    return p
 
 
 def fresh_route() -> str:
     return f"T{uuid.uuid4().hex[:6].upper()}-JFK"
 
 
-def as_dict(row) -> dict:
+def stored(row) -> dict:
     values = row._asdict()
     values["flight_date"] = values["flight_date"].date()  # cassandra.util.Date -> datetime.date
     return values
 
 
-def test_keyspace_is_simple_strategy_rf1(cassandra):
-    settings, session = cassandra
+def expected(p: dict) -> dict:
+    """What the row of ``p`` reads back as (the driver returns timestamps as naive UTC)."""
+    values = dict(zip(COLUMNS, cassandra.row(p)))
+    for name in ("requested_at", "predicted_at"):
+        values[name] = values[name].replace(tzinfo=None)
+    return values
+
+
+def schema_of(session, keyspace):
+    tables = {r.table_name: r.id for r in session.execute(
+        "SELECT table_name, id FROM system_schema.tables WHERE keyspace_name = %s", [keyspace])}
+    columns = {(r.table_name, r.column_name, r.kind, r.type) for r in session.execute(
+        "SELECT table_name, column_name, kind, type FROM system_schema.columns WHERE keyspace_name = %s",
+        [keyspace])}
+    return tables, columns
+
+
+def test_keyspace_is_simple_strategy_rf1(cassandra_settings, session):
     ks = session.execute("SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = %s",
-                         [settings.cassandra_keyspace]).one()
-    assert ks is not None, f"keyspace {settings.cassandra_keyspace} missing"
+                         [cassandra_settings.cassandra_keyspace]).one()
+    assert ks is not None, f"keyspace {cassandra_settings.cassandra_keyspace} missing"
     assert ks.replication["class"].endswith("SimpleStrategy")
     assert ks.replication["replication_factor"] == "1"
 
 
-def test_both_tables_exist_with_the_uuid_in_the_primary_key(cassandra):
-    settings, session = cassandra
+def test_both_tables_exist_with_the_uuid_in_the_primary_key(cassandra_settings, session):
     rows = session.execute("SELECT table_name, column_name, kind, clustering_order FROM system_schema.columns "
-                           "WHERE keyspace_name = %s", [settings.cassandra_keyspace])
+                           "WHERE keyspace_name = %s", [cassandra_settings.cassandra_keyspace])
     keys, columns = {}, {}
     for r in rows:
         columns.setdefault(r.table_name, set()).add(r.column_name)
@@ -108,44 +117,64 @@ def test_both_tables_exist_with_the_uuid_in_the_primary_key(cassandra):
         "requested_at": ("clustering", "desc"), "uuid": ("clustering", "asc")}
 
 
-def test_bootstrap_is_idempotent(cassandra):
-    settings, _ = cassandra
-    Cassandra().bootstrap(settings)  # the launcher ran it once already; IF NOT EXISTS everywhere
+def test_applying_the_schema_again_changes_nothing_and_keeps_the_rows(cassandra_settings, session, store):
+    p = prediction(fresh_route())
+    store(p)
+    before = schema_of(session, cassandra_settings.cassandra_keyspace)
+    Cassandra().bootstrap(cassandra_settings)  # the launcher ran it once already; IF NOT EXISTS everywhere
+    assert schema_of(session, cassandra_settings.cassandra_keyspace) == before  # same table ids: nothing recreated
+    assert stored(cassandra.by_uuid(session, p["UUID"])) == expected(p)
 
 
-def test_insert_and_select_by_uuid(cassandra, write):
-    _, session = cassandra
-    row = prediction(fresh_route())
-    write("predictions_by_uuid", row)
-    got = session.execute("SELECT * FROM predictions_by_uuid WHERE uuid = %s", [row["uuid"]]).one()
-    assert got is not None
-    assert as_dict(got) == row
+def test_the_writer_stores_a_prediction_in_both_tables(session, store):
+    p = prediction(fresh_route())
+    assert store(p) == 1
+    assert stored(cassandra.by_uuid(session, p["UUID"])) == expected(p)
+    [row] = cassandra.route_day(session, p["Route"], dt.date(2013, 6, 14))
+    assert stored(row) == expected(p)
 
 
-def test_insert_and_select_by_route_day_newest_first(cassandra, write):
-    _, session = cassandra
+def test_route_day_reads_newest_request_first(session, store):
     route = fresh_route()
-    older = prediction(route, requested_at=dt.datetime(2026, 1, 2, 3, 0, 0, 1000))
-    newer = prediction(route, requested_at=dt.datetime(2026, 1, 2, 4, 0, 0, 2000), prediction=0,
-                       label="early", probabilities=[0.7, 0.1, 0.1, 0.1])
-    other_day = prediction(route, flight_date=dt.date(2013, 6, 15))
-    for row in (older, newer, other_day):
-        write("predictions_by_route_day", row)
-    got = session.execute("SELECT * FROM predictions_by_route_day WHERE route = %s AND flight_date = %s",
-                          [route, dt.date(2013, 6, 14)])
-    assert [as_dict(r) for r in got] == [newer, older]
+    older = prediction(route, requested_at=1_767_322_800_001)
+    newer = prediction(route, requested_at=1_767_326_400_002, prediction=0, label="early (15+ min)",
+                       probabilities=[0.7, 0.1, 0.1, 0.1])
+    other_day = prediction(route, FlightDate="2013-06-15")
+    store(older, newer, other_day)
+    got = cassandra.route_day(session, route, dt.date(2013, 6, 14))
+    assert [stored(r) for r in got] == [expected(newer), expected(older)]
 
 
-@pytest.mark.parametrize("table", TABLES)
-def test_writing_the_same_uuid_twice_leaves_one_row(cassandra, write, table):
-    _, session = cassandra
-    row = prediction(fresh_route())
-    replay = dict(row, predicted_at=dt.datetime(2026, 1, 2, 3, 4, 9, 0))  # same request, re-predicted
-    write(table, row)
-    write(table, replay)
-    if table == "predictions_by_uuid":
-        got = session.execute("SELECT * FROM predictions_by_uuid WHERE uuid = %s", [row["uuid"]]).all()
-    else:
-        got = session.execute("SELECT * FROM predictions_by_route_day WHERE route = %s AND flight_date = %s",
-                              [row["route"], row["flight_date"]]).all()
-    assert [as_dict(r) for r in got] == [replay]
+def test_a_replayed_prediction_leaves_one_row_in_each_table(session, store):
+    p = prediction(fresh_route())
+    replay = dict(p, predicted_at=p["predicted_at"] + 4000, model_version="4")  # same request, re-predicted
+    store(p)
+    store(replay)
+    assert stored(cassandra.by_uuid(session, p["UUID"])) == expected(replay)
+    assert [stored(r) for r in cassandra.route_day(session, p["Route"], dt.date(2013, 6, 14))] == [expected(replay)]
+
+
+def test_many_batches_land_complete(session, store):
+    route = fresh_route()
+    predictions = [prediction(route, FlightDate=f"2013-06-{day:02d}", requested_at=1_767_322_800_000 + i)
+                   for i, day in enumerate([14, 15, 16] * 15)]  # 45 rows: 12 batches per table
+    assert store(*predictions) == 45
+    uuids = [p["UUID"] for p in predictions]
+    assert cassandra.uuids_by_uuid(session, uuids) == set(uuids)
+    partitions = {(route, dt.date.fromisoformat(p["FlightDate"])) for p in predictions}
+    assert cassandra.route_day_rows_per_uuid(session, uuids, partitions) == dict.fromkeys(uuids, 1)
+
+
+def test_write_batch_rejects_what_the_store_cannot_take_and_writes_the_rest(cassandra_settings, session, written):
+    good, bad = prediction(fresh_route()), prediction(fresh_route(), FlightDate="2013-02-30")
+    written.append(good)  # bad has no valid partition and is never stored
+    rejected = []
+    writer = CassandraWriter(cassandra_settings)
+    try:
+        count = write_batch(writer, "archive-cassandra", 1, [good, bad],
+                            reject=lambda record, reason: rejected.append((record["UUID"], reason)))
+    finally:
+        writer.reset()
+    assert count == 1
+    assert [u for u, _ in rejected] == [bad["UUID"]] and "ValueError" in rejected[0][1]
+    assert cassandra.uuids_by_uuid(session, [good["UUID"], bad["UUID"]]) == {good["UUID"]}

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from flightdelay.clients import hdfs_client
+from flightdelay.stores.parquet import hdfs_client
 from infra import launcher
 from infra.services import by_name
 

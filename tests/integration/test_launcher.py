@@ -60,7 +60,7 @@ def test_up_twice_status_down_status(isolated_env):
 
     code, out = make("status", isolated_env)
     assert code == 0, out
-    assert next(l for l in out.splitlines() if l.startswith("kafka")).split()[1] == "down"
+    assert next(line for line in out.splitlines() if line.startswith("kafka")).split()[1] == "down"
     code, out = make("down", isolated_env)
     assert "nothing to stop" in out
 

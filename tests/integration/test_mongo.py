@@ -1,96 +1,140 @@
-"""The MongoDB wire server of the local stack (FerretDB v1, SQLite): prediction documents keyed by
-the request UUID, idempotent upserts, and the indexes and query shape of the history page."""
+"""The MongoDB wire server of the local stack (FerretDB v1, SQLite) as the platform uses it,
+through flightdelay.stores.mongo: prediction documents keyed by the request UUID, written
+insert-if-absent by the job's writer, and the indexes and queries of the history page."""
 import dataclasses
-import datetime as dt
 import uuid
 
 import pytest
-from pymongo import MongoClient, ReplaceOne, UpdateOne
+from pymongo.errors import BulkWriteError
 
-from infra.services.mongo import INDEXES, Mongo, ensure_collection
+from flightdelay.stores import mongo
+from flightdelay.stores.mongo import INDEXES, MongoWriter
+from infra.services.mongo import Mongo
+from spark_jobs.sinks import write_batch
 
 
 @pytest.fixture(scope="module")
-def mongo(stack):
+def mongo_settings(stack):
     return stack.require("mongo")
 
 
 @pytest.fixture(scope="module")
-def client(mongo):
-    with MongoClient(mongo.mongo_uri, serverSelectionTimeoutMS=5000) as c:
+def client(mongo_settings):
+    with mongo.client(mongo_settings) as c:
         yield c
 
 
 @pytest.fixture
-def fresh(mongo, client):
-    """A collection of its own for one test, with the platform's indexes, dropped afterwards."""
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    ensure_collection(dataclasses.replace(mongo, mongo_collection=name))
-    yield client[mongo.mongo_database][name]
-    client[mongo.mongo_database].drop_collection(name)
+def fresh(mongo_settings, client):
+    """Settings naming a collection of its own for one test, created with the platform's
+    indexes, dropped afterwards."""
+    s = dataclasses.replace(mongo_settings, mongo_collection=f"test_{uuid.uuid4().hex[:12]}")
+    assert mongo.ensure_collection(s)  # it reports what it created
+    yield s
+    client[s.mongo_database].drop_collection(s.mongo_collection)
 
 
 def prediction(request_id=None, **fields):
-    doc = {"_id": request_id or str(uuid.uuid4()), "Carrier": "AA", "Origin": "JFK", "Dest": "LAX",
-           "Route": "JFK-LAX", "FlightDate": "2013-11-05", "DepDelay": -3.0, "prediction": 1,
-           "label": "slightly early", "probabilities": [0.1, 0.5, 0.3, 0.1],
-           "model_name": "flight_delay_rf", "model_version": "3", "requested_at": 1_700_000_000_000,
-           "predicted_at": dt.datetime(2026, 1, 2, 3, 4, 5, 678000)}
-    doc.update(fields)
-    return doc
+    """A prediction as the job's archive query hands it to the writer."""
+    p = {"UUID": request_id or str(uuid.uuid4()), "Carrier": "AA", "Origin": "JFK", "Dest": "LAX",
+         "Route": "JFK-LAX", "FlightDate": "2013-11-05", "DepDelay": -3.0, "prediction": 1,
+         "label": "slightly early (0-15 min)", "probabilities": [0.1, 0.5, 0.3, 0.1],
+         "model_name": "flight_delay_rf", "model_version": "3", "requested_at": 1_700_000_000_000,
+         "predicted_at": 1_700_000_000_050, "_raw": "{...}", "_topic": "resp", "_partition": 0, "_offset": 7}
+    p.update(fields)
+    return p
 
 
-def test_insert_and_find(fresh):
-    doc = prediction()
-    fresh.insert_one(doc)
-    assert fresh.find_one({"_id": doc["_id"]}) == doc
-    assert [d["_id"] for d in fresh.find({"Carrier": "AA", "prediction": 1})] == [doc["_id"]]
+def write(s, *predictions) -> int:
+    writer = MongoWriter(s)
+    try:
+        return writer.write([writer.convert(p) for p in predictions])
+    finally:
+        writer.reset()
 
 
-def test_upsert_by_id_twice_keeps_one_document_with_the_last_values(fresh):
-    request_id = str(uuid.uuid4())
-    first = prediction(request_id, prediction=3, label="very late", model_version="1")
-    last = prediction(request_id, prediction=0, label="early", model_version="2")
-    for doc in (first, last):
-        result = fresh.replace_one({"_id": request_id}, doc, upsert=True)
-        assert result.acknowledged
-    assert fresh.count_documents({}) == 1
-    assert fresh.find_one({"_id": request_id}) == last
-
-    # What a streaming sink does with a redelivered micro-batch: unordered bulk upserts,
-    # the same UUIDs twice ($set form and replace form).
-    ids = [str(uuid.uuid4()) for _ in range(3)]
-    for attempt in (1, 2):
-        fresh.bulk_write([UpdateOne({"_id": i}, {"$set": prediction(i, attempt=attempt) | {"_id": i}},
-                                    upsert=True) for i in ids], ordered=False)
-        fresh.bulk_write([ReplaceOne({"_id": i}, prediction(i, attempt=attempt), upsert=True) for i in ids],
-                         ordered=False)
-    assert fresh.count_documents({}) == 4
-    assert {d["attempt"] for d in fresh.find({"_id": {"$in": ids}})} == {2}
+def test_the_writer_stores_the_response_fields_keyed_by_uuid(fresh, client):
+    p = prediction()
+    assert write(fresh, p) == 1
+    coll = mongo.collection(client, fresh)
+    doc = coll.find_one({"_id": p["UUID"]})
+    assert doc == {"_id": p["UUID"], **{k: v for k, v in p.items() if not k.startswith("_")}}
+    assert mongo.find_prediction(coll, p["UUID"]) == {k: v for k, v in p.items() if not k.startswith("_")}
+    assert mongo.find_prediction(coll, str(uuid.uuid4())) is None
 
 
-def test_platform_collection_has_the_history_indexes(mongo, client):
-    Mongo().bootstrap(mongo)  # a second bootstrap is a no-op
-    info = client[mongo.mongo_database][mongo.mongo_collection].index_information()
+def test_a_replayed_batch_keeps_the_first_prediction_of_each_uuid(fresh, client):
+    first = [prediction(model_version="1") for _ in range(3)]
+    replay = [dict(p, model_version="2", prediction=3) for p in first] + [prediction(model_version="2")]
+    assert write(fresh, *first) == 3
+    assert write(fresh, *replay) == 4  # duplicate keys are not errors: the batch is done
+    coll = mongo.collection(client, fresh)
+    assert coll.count_documents({}) == 4
+    assert {d["_id"]: d["model_version"] for d in coll.find()} == {
+        **{p["UUID"]: "1" for p in first}, replay[-1]["UUID"]: "2"}
+
+
+def test_the_writer_inserts_more_than_one_chunk(fresh, client, monkeypatch):
+    monkeypatch.setattr(MongoWriter, "CHUNK", 7)
+    predictions = [prediction() for _ in range(30)]
+    assert write(fresh, *predictions) == 30
+    assert sorted(mongo.stored_uuids(mongo.collection(client, fresh))) == sorted(p["UUID"] for p in predictions)
+
+
+def test_an_error_other_than_a_duplicate_key_is_raised(fresh):
+    with pytest.raises(BulkWriteError) as failed:  # MongoDB and FerretDB refuse keys starting with $
+        write(fresh, prediction(), prediction(**{"$bad": 1}))
+    assert {e["code"] for e in failed.value.details["writeErrors"]} - {mongo.DUPLICATE_KEY}
+
+
+class CountingWriter(MongoWriter):
+    """The production writer, counting its attempts and resets."""
+
+    attempts = resets = 0
+
+    def write(self, docs):
+        self.attempts += 1
+        return super().write(docs)
+
+    def reset(self):
+        self.resets += 1
+        super().reset()
+
+
+def test_write_batch_retries_while_the_store_is_unreachable(mongo_settings):
+    """write_batch, retry_forever and the writer's reset against a real refused connection:
+    nothing listens on the port, so every attempt fails until the job stops."""
+    from pymongo.errors import ServerSelectionTimeoutError
+
+    writer = CountingWriter(dataclasses.replace(mongo_settings, mongo_port=1))
+    with pytest.raises(ServerSelectionTimeoutError):
+        write_batch(writer, "archive-mongo", 9, [prediction()], stop=lambda: writer.attempts >= 2)
+    assert writer.attempts == 2 and writer.resets == 2  # reconnects on every attempt
+    assert writer._client is None
+
+
+def test_platform_collection_has_the_history_indexes(mongo_settings, client):
+    Mongo().bootstrap(mongo_settings)  # a second bootstrap is a no-op
+    assert mongo.ensure_collection(mongo_settings) == []  # nothing left to change
+    info = mongo.collection(client, mongo_settings).index_information()
     for keys, name in INDEXES:
         assert name in info, f"missing index {name}; have {sorted(info)}"
         assert [tuple(k) for k in info[name]["key"]] == list(keys)
     assert {"_id_"} | {name for _, name in INDEXES} == set(info)
 
 
-def test_history_query_filters_and_sorts_newest_first(fresh):
+def test_history_filters_sorts_newest_first_and_pages(fresh, client):
     base = 1_700_000_000_000
-    docs = [prediction(Route=route, Origin=route[:3], Dest=route[4:], FlightDate=f"2013-11-0{day}",
-                       requested_at=base + 1000 * i)
-            for i, (route, day) in enumerate([(r, d) for d in (1, 2, 3) for r in ("JFK-LAX", "LGA-ORD")])]
-    fresh.insert_many(docs)
+    predictions = [prediction(Route=route, Origin=route[:3], Dest=route[4:], FlightDate=f"2013-11-0{day}",
+                              requested_at=base + 1000 * i)
+                   for i, (route, day) in enumerate([(r, d) for d in (1, 2, 3) for r in ("JFK-LAX", "LGA-ORD")])]
+    write(fresh, *predictions)
+    coll = mongo.collection(client, fresh)
 
-    got = list(fresh.find({"Route": "JFK-LAX"}, {"_id": 1, "requested_at": 1, "FlightDate": 1})
-               .sort("requested_at", -1).limit(2))
-    assert [d["FlightDate"] for d in got] == ["2013-11-03", "2013-11-02"]
-    assert got[0]["requested_at"] > got[1]["requested_at"]
-
-    window = fresh.find({"Route": "LGA-ORD", "FlightDate": {"$gte": "2013-11-02", "$lte": "2013-11-03"}}) \
-        .sort([("requested_at", -1)])
-    assert [d["FlightDate"] for d in window] == ["2013-11-03", "2013-11-02"]
-    assert fresh.count_documents({"Route": "LGA-ORD"}) == 3
+    page = mongo.history(coll, {"Route": "JFK-LAX", "Carrier": "", "unknown": "x"}, page=1, page_size=2)
+    assert page.filters == {"Route": "JFK-LAX"} and page.total == 3 and page.pages == 2
+    assert [d["FlightDate"] for d in page.rows] == ["2013-11-03", "2013-11-02"]
+    assert "_id" not in page.rows[0]
+    second = mongo.history(coll, {"Route": "JFK-LAX"}, page=2, page_size=2)
+    assert [d["FlightDate"] for d in second.rows] == ["2013-11-01"]
+    assert mongo.history(coll, {"Route": "LGA-ORD", "FlightDate": "2013-11-02"}).total == 1

@@ -11,12 +11,12 @@ from collections import Counter
 
 import pytest
 
+from flightdelay import kafka
 from flightdelay.stores import text_archive
 from infra import launcher
 from infra.process import alive, read_tracked
 from infra.services import by_name
 from nifi import deploy
-from tests.support.kafka import producer
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def prediction(run: str, i: int) -> dict:
 
 def produce_stream(s, n: int, seconds: float, run: str, between=None) -> list[str]:
     """Produce ``n`` predictions evenly over ``seconds``; ``between(i)`` runs before the i-th."""
-    p = producer(s.kafka_bootstrap)
+    p = kafka.producer(s, {"linger.ms": 0})
     ids = []
     began = time.monotonic()
     for i in range(n):

@@ -4,15 +4,18 @@ Cassandra + HDFS parquet out, dead letters, a SIGKILL in the middle.
 Each test module run gets its own topics, checkpoint directory, Mongo collection and archive
 path, and runs the job as a real process (``python -m spark_jobs.predict_stream``)."""
 import base64
+import datetime as dt
 import json
 import uuid as uuidlib
 
 import pytest
 
-from flightdelay.clients import cassandra_session, hdfs_client, mongo_client
+from bench.job import JobProcess
+from bench.traffic import collect, produce, produce_requests, sample_requests
+from flightdelay import status as job_status
 from flightdelay.reference import load_reference
-from tests.support.job import JobProcess, wait_for
-from tests.support.kafka import collect, produce, produce_requests, sample_requests
+from flightdelay.stores import cassandra, mongo, parquet
+from flightdelay.wait import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +28,8 @@ def job(servers, tmp_path):
     process = JobProcess(tmp_path)
     yield process
     process.stop()
-    s = process.settings
-    with mongo_client(s) as client:
-        client[s.mongo_database].drop_collection(s.mongo_collection)
-    hdfs_client(s).delete(s.prediction_archive_path, recursive=True)
+    mongo.drop_collection(process.settings)
+    parquet.delete_archive(process.settings)
 
 
 def responses_by_uuid(messages):
@@ -39,31 +40,22 @@ def responses_by_uuid(messages):
 
 
 def mongo_docs(s, uuids):
-    with mongo_client(s) as client:
-        return list(client[s.mongo_database][s.mongo_collection].find({"_id": {"$in": list(uuids)}}))
+    with mongo.client(s) as client:
+        return mongo.find_by_uuids(mongo.collection(client, s), uuids)
 
 
 def cassandra_counts(s, requests):
-    cluster, session = cassandra_session(s, keyspace=s.cassandra_keyspace)
+    """{uuid: (rows in predictions_by_uuid, rows in predictions_by_route_day)}."""
+    uuids = [r["UUID"] for r in requests]
+    cluster, session = cassandra.session(s, keyspace=s.cassandra_keyspace)
     try:
-        by_uuid = {}
-        for r in requests:
-            rows = list(session.execute("SELECT uuid FROM predictions_by_uuid WHERE uuid = %s", (r["UUID"],)))
-            by_route = list(session.execute(
-                "SELECT uuid FROM predictions_by_route_day WHERE route = %s AND flight_date = %s AND uuid = %s "
-                "ALLOW FILTERING", (f"{r['Origin']}-{r['Dest']}", r["FlightDate"], r["UUID"])))
-            by_uuid[r["UUID"]] = (len(rows), len(by_route))
-        return by_uuid
+        by_uuid = cassandra.uuids_by_uuid(session, uuids)
+        by_route = cassandra.route_day_rows_per_uuid(
+            session, uuids, partitions=[(f"{r['Origin']}-{r['Dest']}", dt.date.fromisoformat(r["FlightDate"]))
+                                        for r in requests])
     finally:
         cluster.shutdown()
-
-
-def archived_uuids(spark, s):
-    path = f"{s.hdfs_url}{s.prediction_archive_path}"
-    try:
-        return [r["UUID"] for r in spark.read.parquet(path).select("UUID").collect()]
-    except Exception:  # nothing committed yet
-        return []
+    return {u: (int(u in by_uuid), by_route.get(u, 0)) for u in uuids}
 
 
 def expected_predictions(spark, requests):
@@ -71,8 +63,8 @@ def expected_predictions(spark, requests):
     from pyspark.ml import PipelineModel
 
     from flightdelay.features import add_features
-    from flightdelay.schema import REQUEST_DDL
     from flightdelay.registry import SHIPPED
+    from flightdelay.schema import REQUEST_DDL
 
     frame = spark.createDataFrame([tuple(r[c.split()[0]] for c in REQUEST_DDL.split(", ")) for r in requests],
                                   REQUEST_DDL)
@@ -101,12 +93,12 @@ def test_requests_become_predictions_in_every_store_and_bad_ones_dead_letters(jo
     s = job.settings
     job.start()
     requests = sample_requests(load_reference(), 24, seed=11)
-    produce_requests(s.kafka_bootstrap, s.request_topic, requests[:12])
-    produce(s.kafka_bootstrap, s.request_topic, BAD_MESSAGES)
-    produce_requests(s.kafka_bootstrap, s.request_topic, requests[12:])
+    produce_requests(s, s.request_topic, requests[:12])
+    produce(s, s.request_topic, BAD_MESSAGES)
+    produce_requests(s, s.request_topic, requests[12:])
     uuids = {r["UUID"] for r in requests}
 
-    responses = responses_by_uuid(collect(s.kafka_bootstrap, s.response_topic,
+    responses = responses_by_uuid(collect(s, s.response_topic,
                                           until=lambda ms: {m.key().decode() for m in ms} >= uuids))
     assert set(responses) == uuids  # no response for any bad message
     expected = expected_predictions(spark, requests)
@@ -117,7 +109,7 @@ def test_requests_become_predictions_in_every_store_and_bad_ones_dead_letters(jo
             assert abs(sum(answer["probabilities"]) - 1) < 1e-6
             assert answer["model_version"] == "default" and answer["model_name"] == s.model_name
 
-    dead = collect(s.kafka_bootstrap, s.dlq_topic, until=lambda ms: len(ms) >= len(BAD_MESSAGES))
+    dead = collect(s, s.dlq_topic, until=lambda ms: len(ms) >= len(BAD_MESSAGES))
     assert sorted(m.key() for m in dead) == sorted(k for k, _ in BAD_MESSAGES)
     reasons = {m.key(): json.loads(m.value()) for m in dead}
     assert "not a JSON object" in reasons[b"bad-json"]["reason"]
@@ -137,7 +129,7 @@ def test_requests_become_predictions_in_every_store_and_bad_ones_dead_letters(jo
     counts = wait_for(lambda: (c := cassandra_counts(s, requests)) and all(v == (1, 1) for v in c.values()) and c,
                       90, "Cassandra")
     assert len(counts) == len(requests)
-    archived = wait_for(lambda: (a := archived_uuids(spark, s)) and len(a) >= len(uuids) and a, 120, "the archive")
+    archived = wait_for(lambda: (a := parquet.read_uuids(spark, s)) and len(a) >= len(uuids) and a, 120, "the archive")
     assert sorted(archived) == sorted(uuids)
 
 
@@ -146,14 +138,14 @@ def test_kill_minus_nine_mid_stream_loses_and_duplicates_nothing(job, spark):
     job.start()
     requests = sample_requests(load_reference(), 300, seed=23)
     uuids = {r["UUID"] for r in requests}
-    produce_requests(s.kafka_bootstrap, s.request_topic, requests[:150])
+    produce_requests(s, s.request_topic, requests[:150])
     # Kill while the first half is in flight through the stores.
-    collect(s.kafka_bootstrap, s.response_topic, until=lambda ms: len(ms) >= 40, timeout=120)
+    collect(s, s.response_topic, until=lambda ms: len(ms) >= 40, timeout=120)
     job.kill9()
-    produce_requests(s.kafka_bootstrap, s.request_topic, requests[150:])
+    produce_requests(s, s.request_topic, requests[150:])
     job.start()
 
-    responses = responses_by_uuid(collect(s.kafka_bootstrap, s.response_topic,
+    responses = responses_by_uuid(collect(s, s.response_topic,
                                           until=lambda ms: {m.key().decode() for m in ms} >= uuids, timeout=180))
     assert set(responses) == uuids
     docs = wait_for(lambda: (d := mongo_docs(s, uuids)) and len(d) == len(uuids) and d, 120, "MongoDB")
@@ -161,7 +153,7 @@ def test_kill_minus_nine_mid_stream_loses_and_duplicates_nothing(job, spark):
     counts = wait_for(lambda: (c := cassandra_counts(s, requests)) and all(v == (1, 1) for v in c.values()) and c,
                       120, "Cassandra")
     assert set(counts.values()) == {(1, 1)}
-    archived = wait_for(lambda: (a := archived_uuids(spark, s)) and len(set(a)) >= len(uuids) and a, 180,
+    archived = wait_for(lambda: (a := parquet.read_uuids(spark, s)) and len(set(a)) >= len(uuids) and a, 180,
                         "the archive")
     assert len(archived) == len(set(archived)) == len(uuids)
 
@@ -197,9 +189,9 @@ def test_alias_move_is_served_without_a_restart(job, spark):
     pid = job.proc.pid
 
     def versions_of(requests, timeout=120):
-        produce_requests(s.kafka_bootstrap, s.request_topic, requests)
+        produce_requests(s, s.request_topic, requests)
         wanted = {r["UUID"] for r in requests}
-        got = responses_by_uuid(collect(s.kafka_bootstrap, s.response_topic,
+        got = responses_by_uuid(collect(s, s.response_topic,
                                         until=lambda ms: {m.key().decode() for m in ms} >= wanted,
                                         timeout=timeout))
         return {a["model_version"] for u, answers in got.items() if u in wanted for a in answers}
@@ -212,7 +204,7 @@ def test_alias_move_is_served_without_a_restart(job, spark):
              180, f"responses from version {second}", interval=2)
     assert versions_of(sample_requests(load_reference(), 5, seed=33)) == {second}
     assert job.proc.poll() is None and job.proc.pid == pid  # same process: no restart
-    status = json.loads(s.streaming_status_file.read_text())
+    status = job_status.read(s)
     assert status["model"] == {"name": s.model_name, "version": second, "source": "mlflow"}
 
 
@@ -226,15 +218,15 @@ def test_a_store_outage_stalls_then_catches_up_with_nothing_lost(job, servers):
     mongo = by_name(["mongo"])[0]
     job.start()
     first = sample_requests(load_reference(), 30, seed=41)
-    produce_requests(s.kafka_bootstrap, s.request_topic, first)
+    produce_requests(s, s.request_topic, first)
     wait_for(lambda: len(mongo_docs(s, {r["UUID"] for r in first})) == len(first), 90, "MongoDB before the outage")
 
     launcher.stop(servers, mongo)  # the stack's own settings: its pid file and data
     try:
         during = sample_requests(load_reference(), 40, seed=42)
-        produce_requests(s.kafka_bootstrap, s.request_topic, during)
+        produce_requests(s, s.request_topic, during)
         wanted = {r["UUID"] for r in during}
-        answered = collect(s.kafka_bootstrap, s.response_topic,
+        answered = collect(s, s.response_topic,
                            until=lambda ms: {m.key().decode() for m in ms} >= wanted, timeout=90)
         assert {m.key().decode() for m in answered} >= wanted  # the user-facing path does not wait
         wait_for(lambda: "archive-mongo batch" in job.log.read_text() and "failed (attempt" in job.log.read_text(),

@@ -5,8 +5,8 @@ import pytest
 import requests
 import schemathesis
 import socketio
-from schemathesis.specs.openapi.checks import positive_data_acceptance
 from hypothesis import HealthCheck, given, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import pytest
 
 from flightdelay.reference import load_reference
 from tests.unit.test_webapp import VALID, make_app, prediction_for
-from webapp import deliver_prediction
 from webapp.classic import fill_missing_schedule
+from webapp.predictions import deliver_prediction
 
 # What the original page's jQuery sends: $("#flight_delay_classification").serialize()
 ORIGINAL_FORM = "DepDelay=5&Carrier=AA&FlightDate=2016-12-25&Origin=JFK&Dest=ATL"

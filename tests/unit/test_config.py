@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 from flightdelay.config import Settings, describe, env_name, load_settings
@@ -24,7 +26,13 @@ def test_bad_integer_names_the_variable():
         load_settings(environ={"FD_MONGO_PORT": "abc"})
 
 
-def test_every_setting_is_documented():
+def test_every_setting_is_documented_and_read_from_its_variable():
     text = describe(Settings())
-    for name in Settings.__dataclass_fields__:
-        assert env_name(name) in text
+    for f in dataclasses.fields(Settings):
+        assert f.metadata.get("doc", "").strip(), f"{f.name} has no documentation"
+        line = next(line for line in text.splitlines() if line.startswith(env_name(f.name) + " "))
+        assert line.rstrip().endswith(f.metadata["doc"]), line
+        # A value different from the default, of the setting's type, comes through its variable.
+        default = getattr(Settings(), f.name)
+        value = default + 1 if isinstance(default, (int, float)) else f"{default}-x"
+        assert getattr(load_settings(environ={env_name(f.name): str(value)}), f.name) == value, f.name

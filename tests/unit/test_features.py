@@ -7,8 +7,16 @@ import pytest
 from flightdelay import features
 from flightdelay.config import REPO_ROOT
 from flightdelay.reference import Reference, load_reference
-from flightdelay.schema import (LABEL_COLUMN, LABEL_SPLITS, LABELS, REQUEST_DDL, REQUEST_FIELDS, ValidationError,
-                                label_for_delay, validate_request)
+from flightdelay.schema import (
+    LABEL_COLUMN,
+    LABEL_SPLITS,
+    LABELS,
+    REQUEST_DDL,
+    REQUEST_FIELDS,
+    ValidationError,
+    label_for_delay,
+    validate_request,
+)
 
 MODELS = REPO_ROOT / "models"
 REQUEST = {"Carrier": "UA", "Origin": "EWR", "Dest": "IAH", "FlightDate": "2013-01-03",
@@ -133,7 +141,9 @@ def test_training_rows_and_web_requests_get_identical_features(spark, ref):
     from pyspark.ml import PipelineModel
 
     model = PipelineModel.load(str(MODELS / "pipeline_model"))
-    scored = lambda df: model.transform(df).select(*keys, "features", "prediction", "probability")  # noqa: E731
+    def scored(df):
+        return model.transform(df).select(*keys, "features", "prediction", "probability")
+
     assertDataFrameEqual(scored(from_web), scored(from_training))
 
 

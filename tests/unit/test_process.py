@@ -1,8 +1,8 @@
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+from flightdelay.wait import wait_for
 from infra.process import Tracked, alive, proc_start_time, read_tracked, spawn, terminate
 from infra.services.spark_connector import artifact_id
 
@@ -54,9 +54,10 @@ def test_spawn_at_a_niceness_keeps_the_commands_own_pid(tmp_path):
     tracked = spawn([sys.executable, "-c", "import time; time.sleep(60)"], cwd=tmp_path,
                     log_file=tmp_path / "x.log", pid_file=tmp_path / "pid.json", env={}, nice=7)
     try:
-        time.sleep(0.5)  # let `nice` exec the command
+        # `nice` sets its own niceness, then execs the command under the same pid.
+        wait_for(lambda: Path(f"/proc/{tracked.pid}/cmdline").read_bytes().split(b"\0")[0] == sys.executable.encode(),
+                 10, "nice to exec the command", interval=0.05)
         assert niceness(tracked.pid) == 7
-        assert Path(f"/proc/{tracked.pid}/cmdline").read_bytes().split(b"\0")[0] == sys.executable.encode()
         assert alive(tracked)
     finally:
         terminate(tracked, grace=5)

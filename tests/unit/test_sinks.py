@@ -1,17 +1,23 @@
-"""Pure logic of the store writers and of the job's progress report (no servers)."""
+"""Pure logic of the store writers, the archive queries' retries and the job's status (no servers)."""
 import datetime as dt
 import re
 import uuid
 
+import pytest
 from cassandra.query import SimpleStatement
 
+from flightdelay import status as job_status
 from flightdelay.config import load_settings
-from spark_jobs.predict_stream import offset_total, query_progress
-from spark_jobs.sinks import CASSANDRA_COLUMNS, CASSANDRA_TABLES, CassandraWriter
+from flightdelay.schema import OPTIONAL_RESPONSE_FIELDS
+from flightdelay.stores.cassandra import COLUMNS as CASSANDRA_COLUMNS
+from flightdelay.stores.cassandra import TABLES as CASSANDRA_TABLES
+from flightdelay.stores.cassandra import CassandraWriter
+from spark_jobs.sinks import missing_fields, retry_forever
+from spark_jobs.supervisor import offset_total, query_progress
 
 
 def row(route: str, day: int) -> tuple:
-    values = {c: None for c in CASSANDRA_COLUMNS}
+    values = dict.fromkeys(CASSANDRA_COLUMNS)
     values.update(uuid=str(uuid.uuid4()), route=route, flight_date=dt.date(2013, 1, day))
     return tuple(values[c] for c in CASSANDRA_COLUMNS)
 
@@ -58,7 +64,53 @@ class FakeQuery:
 def test_query_progress_reports_the_backlog_beyond_the_last_batch():
     progress = {"batchId": 7, "processedRowsPerSecond": 2450.6, "sources": [{
         "endOffset": {"resp": {"0": 1000, "1": 1200}}, "latestOffset": '{"resp": {"0": 5000, "1": 5100}}'}]}
-    assert query_progress(FakeQuery(progress)) == {"batch": 7, "rows_per_s": 2451, "backlog": 7900}
+    assert query_progress(FakeQuery(progress)) == {"batch": 7, "rows_per_s": 2451, "offset": 2200, "backlog": 7900}
     assert query_progress(FakeQuery(None)) == {}
     assert query_progress(FakeQuery({"sources": []})) == {}  # malformed: nothing, never an error
     assert offset_total({"a": {"0": 3}, "b": {"0": 4, "1": 5}}) == 12
+
+
+def test_status_file_round_trip_and_readers(tmp_path):
+    s = load_settings({}, state_dir=str(tmp_path))
+    assert job_status.read(s) is None  # not written yet
+    queries = {"predict": {"active": True, "id": "a"},
+               "archive-mongo": {"active": False, "id": "b", "batch": 3, "offset": 1200, "backlog": 5}}
+    job_status.write(s, {"name": "m", "version": "2", "source": "mlflow"}, queries)
+    status = job_status.read(s)
+    assert status["model"]["version"] == "2" and status["queries"] == queries
+    assert job_status.inactive_queries(status) == ["archive-mongo"]
+    assert not job_status.all_running(status, 2)
+    assert job_status.archived_up_to(status, "archive-mongo") == 1200
+    assert job_status.archived_up_to(status, "predict") == 0  # no progress yet
+    s.streaming_status_file.write_text("{half a file")
+    assert job_status.read(s) is None
+    job_status.clear(s)
+    assert not s.streaming_status_file.exists()
+
+
+def test_retry_forever_backs_off_until_the_action_succeeds(caplog):
+    outcomes = [ConnectionError("down"), ConnectionError("still down"), 7]
+
+    def action():
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    assert retry_forever("store batch 1", action, first_wait=0.01, max_wait=0.02) == 7
+    retries = [r.getMessage() for r in caplog.records if "failed (attempt" in r.getMessage()]
+    assert len(retries) == 2 and "attempt 2: ConnectionError: still down" in retries[1]
+
+
+def test_retry_forever_gives_up_when_the_job_stops():
+    def action():
+        raise ConnectionError("down")
+
+    with pytest.raises(ConnectionError):
+        retry_forever("store batch 1", action, first_wait=0.01, stop=lambda: True)
+
+
+def test_missing_fields_ignores_the_optional_and_provenance_fields():
+    assert OPTIONAL_RESPONSE_FIELDS == ("FlightNum",)
+    record = {"UUID": "u", "FlightNum": None, "label": None, "_raw": None, "prediction": 2}
+    assert missing_fields(record) == ["label"]

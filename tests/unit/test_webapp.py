@@ -3,7 +3,8 @@ import uuid as uuidlib
 
 import pytest
 
-from webapp import create_app, deliver_prediction, socketio
+from webapp import create_app, socketio
+from webapp.predictions import deliver_prediction
 
 VALID = {"Carrier": "UA", "Origin": "EWR", "Dest": "IAH", "FlightDate": "2013-01-03",
          "CRSDepTime": "0529", "CRSArrTime": "830", "DepDelay": "-3", "FlightNum": ""}

@@ -6,8 +6,9 @@ import json
 import pytest
 
 from tests.unit.test_webapp import VALID, make_app, prediction_for
-from webapp import deliver_prediction, deliver_rejection, socketio
+from webapp import socketio
 from webapp.pages import page_number
+from webapp.predictions import deliver_prediction, deliver_rejection
 
 HOSTILE_BODIES = {
     "deeply nested JSON": "[" * 6000 + "]" * 6000,

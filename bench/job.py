@@ -1,41 +1,34 @@
 """The streaming job as a child process with its own topics, checkpoints, Mongo collection,
-archive path and model name, for tests and benchmarks that must not touch the platform's."""
+archive path and model name, for benchmarks and tests that must not touch the platform's."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid as uuidlib
 from pathlib import Path
 
+from flightdelay import status as job_status
 from flightdelay.config import REPO_ROOT, load_settings
+from flightdelay.wait import wait_for
 from infra.services.kafka import ensure_topics
 from infra.services.mongo import Mongo
+from infra.services.spark_connector import install_spark_connector
+
+QUERIES = 4  # predict and the three archive queries
 
 
-def free_port():
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def wait_for(predicate, timeout, what, interval=1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 class JobProcess:
-    """The streaming job as a child process with test-only topics, paths and model name."""
+    """The streaming job as a child process with bench/test-only topics, paths and model name."""
 
     def __init__(self, tmp: Path, **extra_env):
         sfx = uuidlib.uuid4().hex[:8]
@@ -51,33 +44,31 @@ class JobProcess:
         self.settings = load_settings(self.env)
         self.log = tmp / "job.log"
         self.proc = None
+        install_spark_connector(self.settings)
         ensure_topics(self.settings, self.settings.platform_topics)
         # The collection, its indexes and the _id lookup index, which lives in the running
         # server's own state directory (not this job's).
         Mongo().bootstrap(dataclasses.replace(self.settings, state_dir=load_settings().state_dir))
 
-    def start(self):
-        self.settings.streaming_status_file.unlink(missing_ok=True)
+    def start(self) -> None:
+        job_status.clear(self.settings)
         out = open(self.log, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "spark_jobs.predict_stream"], env=self.env,
                                      cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        out.close()  # the child holds its own copy
         wait_for(self.running, 240, f"the streaming job to run its queries (log {self.log})")
 
-    def running(self):
+    def running(self) -> bool:
         if self.proc.poll() is not None:
-            raise AssertionError(f"job exited with {self.proc.returncode}; log {self.log}:\n"
-                                 + self.log.read_text()[-3000:])
-        try:
-            status = json.loads(self.settings.streaming_status_file.read_text())
-        except (OSError, ValueError):
-            return False
-        return all(q["active"] for q in status["queries"].values()) and len(status["queries"]) == 4
+            raise RuntimeError(f"job exited with {self.proc.returncode}; log {self.log}:\n"
+                               + self.log.read_text()[-3000:])
+        return job_status.all_running(job_status.read(self.settings), QUERIES)
 
-    def kill9(self):
+    def kill9(self) -> None:
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(30)
 
-    def stop(self):
+    def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:

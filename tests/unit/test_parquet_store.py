@@ -1,8 +1,9 @@
+"""The parquet archive's commit-log reading (flightdelay.stores.parquet), without HDFS."""
 import json
 
 import pytest
 
-from flightdelay.archive import committed_files, latest_log_files, parse_log, partition_value
+from flightdelay.stores.parquet import committed_files, latest_log_files, parse_log, partition_value
 
 
 def test_latest_log_files_start_at_the_newest_compaction():

@@ -1,0 +1,99 @@
+"""The job's streaming queries (named in the Spark UI), each with its own checkpoint:
+
+  predict            request topic -> validate -> features -> PipelineModel -> response topic
+                     (or the dead-letter topic), real-time mode by default
+  archive-mongo      response topic -> MongoDB, insert-if-absent by UUID (micro-batch)
+  archive-cassandra  response topic -> Cassandra, UUID in both keys      (micro-batch)
+  archive-hdfs       response topic -> parquet on HDFS by FlightDate      (micro-batch)
+
+What each store holds and how it is written lives in ``flightdelay.stores``; here is only how
+the queries read Kafka, batch and hand records over.
+"""
+from __future__ import annotations
+
+import logging
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from flightdelay import kafka
+from flightdelay.config import Settings
+from flightdelay.registry import ServedModel
+from flightdelay.stores import parquet
+from spark_jobs import sinks
+from spark_jobs.transform import SOURCE_COLUMNS, parse_predictions, score
+
+log = logging.getLogger(__name__)
+
+
+def checkpoint_dir(s: Settings, query: str) -> str:
+    return str(s.state / "spark" / "checkpoints" / query)
+
+
+def kafka_stream(spark: SparkSession, s: Settings, topic: str, *, limit: bool = True) -> DataFrame:
+    reader = (spark.readStream.format("kafka").options(**kafka.spark_options(s))
+              .option("subscribe", topic)
+              .option("startingOffsets", s.starting_offsets)
+              # Retention or a recreated topic must not stop the job; the gap is logged by Spark.
+              .option("failOnDataLoss", "false"))
+    if limit:
+        reader = reader.option("maxOffsetsPerTrigger", str(s.max_offsets_per_trigger))
+    return reader.load()
+
+
+def start_predict(spark: SparkSession, s: Settings, served: ServedModel):
+    realtime = s.predict_trigger == "realtime"
+    rows = score(kafka_stream(spark, s, s.request_topic, limit=not realtime), served, s)
+    writer = (rows.writeStream.queryName("predict").format("kafka").options(**kafka.spark_options(s))
+              .option("kafka.linger.ms", str(s.predict_linger_ms))
+              .option("checkpointLocation", checkpoint_dir(s, "predict"))
+              .outputMode("update"))
+    writer = writer.trigger(realTime=s.realtime_interval) if realtime \
+        else writer.trigger(processingTime="0 seconds")
+    query = writer.start()
+    log.info("query predict started (%s trigger) serving %s version %s (%s)",
+             "real-time" if realtime else "micro-batch", served.name, served.version, served.source)
+    return query
+
+
+def collect_records(batch: DataFrame) -> list[dict]:
+    """The micro-batch as plain dicts on the driver, through Arrow: row-by-row ``collect()``
+    plus ``Row.asDict`` cost most of a store query's own CPU (README, "Measured choices")."""
+    return batch.toArrow().to_pylist()
+
+
+def start_store(spark: SparkSession, s: Settings, name: str, writer, stop,
+                forward_incomplete: bool = False) -> object:
+    """A micro-batch query writing complete predictions through ``writer`` (a store writer of
+    flightdelay.stores); what the store cannot take goes to the dead-letter topic."""
+    dead_letters = sinks.DeadLetters(s)  # one producer for the query's life, not one per batch
+
+    def write(batch: DataFrame, batch_id: int) -> None:
+        complete, incomplete = [], []  # records keep _raw etc. for dead letters
+        for record in collect_records(batch):
+            (complete if record.pop("complete") else incomplete).append(record)
+        if incomplete:
+            log.warning("%s batch %d: %d incomplete response records not stored%s", name, batch_id,
+                        len(incomplete), " (sent to the dead-letter topic)" if forward_incomplete else "")
+            if forward_incomplete:
+                dead_letters.send([(r, f"incomplete prediction record on {r['_topic']}: missing "
+                                       f"{', '.join(sinks.missing_fields(r))}") for r in incomplete])
+        rejected = []
+        sinks.write_batch(writer, name, batch_id, complete, stop=stop,
+                          reject=lambda record, reason: rejected.append((record, reason)))
+        dead_letters.send(rejected)
+
+    predictions = parse_predictions(kafka_stream(spark, s, s.response_topic))
+    return (predictions.writeStream.queryName(name).foreachBatch(write)
+            .option("checkpointLocation", checkpoint_dir(s, name))
+            .trigger(processingTime=s.store_trigger).start())
+
+
+def start_archive(spark: SparkSession, s: Settings):
+    """The parquet archive (flightdelay.stores.parquet): the file sink's commit log makes each
+    batch exactly-once; FD_ARCHIVE_TRIGGER sets how often files are written."""
+    predictions = (parse_predictions(kafka_stream(spark, s, s.response_topic))
+                   .where(F.col("complete")).drop("complete", *SOURCE_COLUMNS))
+    return (parquet.stream_writer(predictions, s).queryName("archive-hdfs")
+            .option("checkpointLocation", checkpoint_dir(s, "archive-hdfs"))
+            .trigger(processingTime=s.archive_trigger).start())

@@ -1,0 +1,165 @@
+"""Supervision of the job's queries: start them, swap in a new champion model between batches,
+restart a query that died, report progress (log lines and the status file), and keep the
+store writers at a lower CPU priority than the predict query."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+from pyspark.sql import SparkSession
+
+from flightdelay import status as job_status
+from flightdelay.config import Settings
+from flightdelay.registry import ServedModel, champion_version, load_registered, load_served_model
+from flightdelay.stores.cassandra import CassandraWriter
+from flightdelay.stores.mongo import MongoWriter
+from spark_jobs.queries import start_archive, start_predict, start_store
+
+log = logging.getLogger("spark_jobs.supervisor")
+
+
+@dataclass
+class PredictionJob:
+    spark: SparkSession
+    settings: Settings
+    stores: bool = True
+    stopping: threading.Event = field(default_factory=threading.Event)
+    served: ServedModel | None = None
+    queries: dict = field(default_factory=dict)
+    factories: dict = field(default_factory=dict)
+
+    def start(self) -> None:
+        s = self.settings
+        self.served = load_served_model(s)
+        self.factories = {"predict": lambda: start_predict(self.spark, s, self.served)}
+        if self.stores:
+            self.factories.update({
+                "archive-mongo": lambda: start_store(self.spark, s, "archive-mongo", MongoWriter(s),
+                                                     self.stopping.is_set, forward_incomplete=True),
+                "archive-cassandra": lambda: start_store(self.spark, s, "archive-cassandra", CassandraWriter(s),
+                                                         self.stopping.is_set),
+                "archive-hdfs": lambda: start_archive(self.spark, s),
+            })
+        for name, factory in self.factories.items():
+            self.queries[name] = factory()
+        self.write_status()
+
+    def check_model(self) -> bool:
+        """Swap in the registry's champion if it moved; return True if a swap happened."""
+        version = champion_version(self.settings)
+        if version is None or self.served is None or version == self.served.version:
+            return False
+        log.info("alias %s moved to version %s (serving %s); loading it", self.settings.model_alias,
+                 version, self.served.version)
+        try:
+            candidate = load_registered(self.settings, version)
+        except Exception:  # keep serving the current model; try again at the next poll
+            log.exception("could not load version %s; still serving %s", version, self.served.version)
+            return False
+        self.queries["predict"].stop()
+        self.served = candidate
+        self.queries["predict"] = self.factories["predict"]()
+        return True
+
+    def check_queries(self) -> None:
+        for name, query in list(self.queries.items()):
+            if query.isActive or self.stopping.is_set():
+                continue
+            log.error("query %s stopped: %s; restarting it from its checkpoint", name, query.exception())
+            time.sleep(2)  # a query failing at once must not spin
+            self.queries[name] = self.factories[name]()
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.settings.model_poll_s):
+            self.check_queries()
+            self.check_model()
+            self.write_status()
+
+    def write_status(self) -> None:
+        """What the launcher's readiness probe, the status page and the bench read (flightdelay.status)."""
+        job_status.write(
+            self.settings,
+            model={"name": self.served.name, "version": self.served.version, "source": self.served.source},
+            queries={name: {"active": q.isActive, "id": str(q.id), **query_progress(q)}
+                     for name, q in self.queries.items()})
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for name, query in self.queries.items():
+            try:
+                query.stop()
+                log.info("query %s stopped", name)
+            except Exception:  # stopping is best effort; Spark exits with the process anyway
+                log.exception("query %s did not stop cleanly", name)
+
+
+def offset_total(offsets) -> int | None:
+    """Sum of a Kafka source offset ({"topic": {"partition": offset}}, or its JSON text)."""
+    if isinstance(offsets, str):
+        offsets = json.loads(offsets)
+    if not isinstance(offsets, dict):
+        return None
+    return sum(int(o) for partitions in offsets.values() for o in partitions.values())
+
+
+def query_progress(query) -> dict:
+    """From the query's last progress report: its batch, rows/s, ``offset`` (the Kafka records
+    that batch read up to) and ``backlog``, the records that were already waiting beyond it
+    (an archive query behind a burst)."""
+    try:
+        progress = query.lastProgress
+        if not progress:
+            return {}
+        source = progress["sources"][0]
+        end, latest = offset_total(source["endOffset"]), offset_total(source["latestOffset"])
+        return {"batch": progress["batchId"], "rows_per_s": round(progress["processedRowsPerSecond"] or 0),
+                "offset": end,
+                "backlog": None if end is None or latest is None else max(0, latest - end)}
+    except Exception:  # progress is informative only; never let it stop the supervisor
+        log.debug("no progress for query %s", query.name, exc_info=True)
+        return {}
+
+
+def install_progress_logging(spark: SparkSession) -> None:
+    from pyspark.sql.streaming import StreamingQueryListener
+
+    class ProgressLog(StreamingQueryListener):
+        def onQueryStarted(self, event):
+            log.info("query %s started (id %s)", event.name, event.id)
+
+        def onQueryProgress(self, event):
+            p = event.progress
+            if p.numInputRows:
+                log.info("query %s batch %s: %d rows, %.0f rows/s, %s", p.name, p.batchId, p.numInputRows,
+                         p.processedRowsPerSecond or 0, p.durationMs.get("triggerExecution"))
+            for op in p.stateOperators or []:
+                dropped = getattr(op, "numRowsDroppedByWatermark", 0)
+                if dropped:
+                    log.warning("query %s dropped %d rows older than the dedup window", p.name, dropped)
+
+        def onQueryIdle(self, event):
+            pass
+
+        def onQueryTerminated(self, event):
+            if event.exception:
+                log.error("query %s terminated: %s", event.id, event.exception.splitlines()[0])
+
+    spark.streams.addListener(ProgressLog())
+
+
+def lower_store_writer_priority(nice: int) -> None:
+    """Renice this Python process's threads (not the Spark JVM, started before): here run only
+    the archive queries' store writers and the supervisor, while the predict query lives in the
+    JVM. Threads started later inherit the niceness of the thread that starts them."""
+    if nice <= 0:
+        return
+    for task in os.listdir("/proc/self/task"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, int(task), nice)
+        except OSError:  # a thread that just ended
+            pass
+    log.info("store writers run at niceness %d (FD_STORE_NICE); the predict query keeps priority", nice)
