@@ -22,16 +22,12 @@ from webapp.predictions import (
 bp = Blueprint("api", __name__)
 
 
-def _payload():
-    return request_payload()
-
-
 @bp.post("/api/v1/predictions")
 @submission_limit
 def create_prediction():
     """202 {"uuid"} once the request is in Kafka; with ``?wait=<s>`` (at most
     FD_WEBAPP_SYNC_WAIT_MAX_S) 200 with the prediction if it arrives in time."""
-    payload = _payload()
+    payload = request_payload()
     if payload is None:
         return jsonify(error="send a JSON object (Content-Type: application/json) or a form", fields={}), 400
     try:
