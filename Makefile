@@ -75,3 +75,4 @@ bench: venv
 	$(PY) -m bench.pipeline $(BENCH_ARGS)
 	$(PY) -m infra up
 	$(PY) -m bench.webapp
+	$(PY) -m bench.sync_route

@@ -3,8 +3,8 @@
 Usage:
     python -m bench.sync_route [--rates 10,100] [--seconds 30]
 
-Needs Kafka and the streaming job up (`make up`). Starts its own web app process on a free port
-with a rate limit high enough for the bench (one client address sends every request), then at
+Needs Kafka and the streaming job up (`make up`). Runs its own web app process (bench/own_webapp.py:
+one client address sends every request, past the per-client rate limit), then at
 each rate sends original-style form posts (no scheduled times: the route's schedule is filled
 in) on a fixed timetable and times each response. A request answered 202 (no prediction within
 the wait) counts as late. Last line: one JSON object with the figures.
@@ -13,25 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import signal
-import socket
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from flightdelay.config import REPO_ROOT, load_settings
+from bench.own_webapp import own_webapp
+from flightdelay.config import load_settings
 from flightdelay.reference import load_reference
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def percentile(values: list[float], p: float) -> float | None:
@@ -52,23 +42,6 @@ def forms(n: int, seed: int = 11) -> list[str]:
         out.append(f"DepDelay={rng.randrange(-20, 180)}&Carrier={rng.choice(carriers)}"
                    f"&FlightDate=2013-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}&Origin={origin}&Dest={dest}")
     return out
-
-
-def start_webapp(port: int, log_path: str) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), FD_WEBAPP_PORT=str(port),
-               FD_WEBAPP_RATE_LIMIT="1000000 per minute")
-    proc = subprocess.Popen([sys.executable, "-m", "webapp"], env=env, cwd=REPO_ROOT, start_new_session=True,
-                            stdout=open(log_path, "ab"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).json().get("response_consumer_ready"):
-                return proc
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGTERM)
-    raise SystemExit(f"the bench's web app did not get ready; see {log_path}")
 
 
 def run_rate(url: str, rate: float, seconds: float, bodies: list[str]) -> dict:
@@ -114,13 +87,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30.0)
     args = parser.parse_args()
     s = load_settings()
-    port = free_port()
-    log_path = str(s.state / "logs" / "bench-sync-webapp.log")
-    os.makedirs(os.path.dirname(log_path), exist_ok=True)
-    print(f"[bench] starting a web app on port {port} (log {log_path})", flush=True)
-    proc = start_webapp(port, log_path)
-    try:
-        url = f"http://{s.host}:{port}/flights/delays/predict/classify"
+    with own_webapp(s) as base:
+        url = base + "/flights/delays/predict/classify"
         bodies = forms(2000)
         run_rate(url, 5, 5, bodies)  # warm-up, excluded: first requests pay imports and connections
         steps = []
@@ -130,9 +98,6 @@ def main() -> int:
                   f"p50 {step['p50_ms']} ms, p99 {step['p99_ms']} ms, late {step['late_202']}, "
                   f"errors {step['errors']}", flush=True)
             steps.append(step)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(30)
     print(json.dumps({"route": "/flights/delays/predict/classify", "seconds_per_rate": args.seconds,
                       "warm_up": "5 requests/s for 5 s, excluded", "steps": steps}))
     return 0

@@ -3,7 +3,8 @@
 Usage:
     python -m bench.webapp [--clients 50] [--requests 20]
 
-Needs the platform up (`make up`). Each simulated browser loads the page (session cookie and
+Needs the platform up (`make up`); runs its own web app process (bench/own_webapp.py: every
+simulated browser shares one address, past the per-client rate limit). Each simulated browser loads the page (session cookie and
 CSRF token, as a browser does), opens a Socket.IO websocket, then submits its form
 ``--requests`` times, one after the other, timing submit -> "prediction" event for its UUID.
 Prints progress and, as its last line, one JSON object with the figures.
@@ -19,6 +20,7 @@ import time
 import requests
 import socketio
 
+from bench.own_webapp import own_webapp
 from bench.traffic import sample_requests
 from flightdelay.config import load_settings
 from flightdelay.reference import load_reference
@@ -80,30 +82,30 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=10.0)
     args = parser.parse_args()
     s = load_settings()
-    url = f"http://{s.host}:{s.webapp_port}"
-    reference = load_reference()
-    start = threading.Barrier(args.clients + 1)
-    browsers = []
-    for i in range(args.clients):
-        forms = [{k: str(v) if v is not None else "" for k, v in r.items() if k in FORM_FIELDS}
-                 for r in sample_requests(reference, args.requests, seed=100 + i)]
-        browsers.append(Browser(url, forms, start, args.timeout))
-    for b in browsers:
-        b.start()
-    print(f"[bench] {args.clients} browsers connected to {url}; each submits {args.requests} flights", flush=True)
-    start.wait()
-    began = time.monotonic()
-    for b in browsers:
-        b.join()
-    elapsed = time.monotonic() - began
-    latencies = [x for b in browsers for x in b.latencies]
-    figures = {"clients": args.clients, "submitted": args.clients * args.requests, "results": len(latencies),
-               "timeouts": sum(b.timeouts for b in browsers), "errors": sum(len(b.errors) for b in browsers),
-               "p50_ms": round(percentile(latencies, 50) or -1, 1), "p95_ms": round(percentile(latencies, 95) or -1, 1),
-               "p99_ms": round(percentile(latencies, 99) or -1, 1), "seconds": round(elapsed, 1),
-               "results_per_s": round(len(latencies) / elapsed, 1)}
-    print(f"[bench] {figures['results']}/{figures['submitted']} results, p50 {figures['p50_ms']} ms, "
-          f"p95 {figures['p95_ms']} ms in {figures['seconds']} s", flush=True)
+    with own_webapp(s) as url:
+        reference = load_reference()
+        start = threading.Barrier(args.clients + 1)
+        browsers = []
+        for i in range(args.clients):
+            forms = [{k: str(v) if v is not None else "" for k, v in r.items() if k in FORM_FIELDS}
+                     for r in sample_requests(reference, args.requests, seed=100 + i)]
+            browsers.append(Browser(url, forms, start, args.timeout))
+        for b in browsers:
+            b.start()
+        print(f"[bench] {args.clients} browsers connected to {url}; each submits {args.requests} flights", flush=True)
+        start.wait()
+        began = time.monotonic()
+        for b in browsers:
+            b.join()
+        elapsed = time.monotonic() - began
+        latencies = [x for b in browsers for x in b.latencies]
+        figures = {"clients": args.clients, "submitted": args.clients * args.requests, "results": len(latencies),
+                   "timeouts": sum(b.timeouts for b in browsers), "errors": sum(len(b.errors) for b in browsers),
+                   "p50_ms": round(percentile(latencies, 50) or -1, 1), "p95_ms": round(percentile(latencies, 95) or -1, 1),
+                   "p99_ms": round(percentile(latencies, 99) or -1, 1), "seconds": round(elapsed, 1),
+                   "results_per_s": round(len(latencies) / elapsed, 1)}
+        print(f"[bench] {figures['results']}/{figures['submitted']} results, p50 {figures['p50_ms']} ms, "
+              f"p95 {figures['p95_ms']} ms in {figures['seconds']} s", flush=True)
     print(json.dumps(figures))
     return 0
 

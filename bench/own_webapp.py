@@ -1,0 +1,61 @@
+"""A web app process of the bench's own, for web benchmarks: every simulated client sends from
+one address, so the shared per-client rate limit (FD_WEBAPP_RATE_LIMIT, 600 a minute) would
+refuse most of a load test against the platform's web app. This one runs the same code under the
+same server (gunicorn) on a free port, with the limit raised, against the running Kafka and job."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+
+import requests
+
+from flightdelay.config import REPO_ROOT, Settings
+
+BENCH_RATE_LIMIT = "1000000 per minute"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def own_webapp(s: Settings):
+    """Yield the URL of a fresh web app process; stop it afterwards."""
+    port = free_port()
+    log_path = s.state / "logs" / "bench-webapp.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    print(f"[bench] starting the bench's web app on port {port} (log {log_path})", flush=True)
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), FD_WEBAPP_PORT=str(port), FD_WEBAPP_RATE_LIMIT=BENCH_RATE_LIMIT)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "webapp"], env=env, cwd=REPO_ROOT, start_new_session=True,
+                                stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://{s.host}:{port}"
+    try:
+        wait_ready(url, proc, log_path)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+
+
+def wait_ready(url: str, proc: subprocess.Popen, log_path, timeout: float = 60.0) -> None:
+    session = requests.Session()
+    session.trust_env = False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the bench's web app exited; see {log_path}")
+        try:
+            if session.get(url + "/healthz", timeout=1).json().get("response_consumer_ready"):
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"the bench's web app did not get ready in {timeout:.0f} s; see {log_path}")
