@@ -32,6 +32,7 @@ class JobProcess:
 
     def __init__(self, tmp: Path, **extra_env):
         sfx = uuidlib.uuid4().hex[:8]
+        tmp.mkdir(parents=True, exist_ok=True)
         self.env = dict(os.environ, PYTHONPATH=str(REPO_ROOT),
                         FD_STATE_DIR=str(tmp / "state"),
                         FD_REQUEST_TOPIC=f"test-req-{sfx}", FD_RESPONSE_TOPIC=f"test-resp-{sfx}",

@@ -1,17 +1,27 @@
 """Latency and throughput of the prediction pipeline through Kafka, with all four sinks on.
 
 Usage:
-    python -m bench.pipeline [--seconds 60] [--rate 100] [--ramp 500,1000,2000,5000,10000]
+    python -m bench.pipeline [--seconds 60] [--rate 100] [--ramp 1000,2000,5000,10000]
 
-Starts the servers it needs (like `make up`), runs its own instance of the streaming job on
-bench-only topics, collection and archive path (so the platform's data stays clean), then:
-  1. steady phase: --rate requests/s for --seconds; latency = request produced -> response
-     consumed, measured in this process;
-  2. ramp: each rate of --ramp for --seconds; a rate is "held" when every response arrived by
-     the end of the phase + 10 s and the phase's p99 stayed under 5 s (no growing backlog);
-  3. waits (bounded, --store-wait) for the stores to catch up and counts records per UUID;
-     ``stores_caught_up_after_s`` says how long after the last phase MongoDB and Cassandra
-     held every prediction (the archive queries are off the response path and lag a burst).
+Runs its own instance of the streaming job on bench-only topics, collection and archive path
+(the platform's data stays clean), after starting the servers it needs (like `make up`):
+  1. names the machine (CPU model, cores): figures depend on it;
+  2. warm-up, excluded from every figure: --warmup seconds at --warmup-rate requests/s, so the
+     JVM has compiled the hot path before anything is measured; then it waits for those
+     responses and for the archive queries to catch up (no step starts behind a backlog);
+  3. steady: --rate requests/s for --seconds; latency = request produced -> response consumed,
+     both clocks in this process;
+  4. ramp: each rate of --ramp for --seconds. A step is *held* when every response arrived
+     within --grace seconds of the step's end and its p99 is at most --held-p99-ms (1 s: a
+     user waiting longer does not call it real time). The ramp stops at the first step not
+     held. Between steps the bench waits (at most --settle s) for the archive queries;
+  5. drain: reads the response topic to its end until every request has a response or none
+     came for --drain-quiet s. ``lost`` counts requests with no response after that;
+     ``late`` counts responses that came after their step's grace (made, but not in time);
+  6. stores: records per UUID in MongoDB and Cassandra once their archive queries caught up;
+  7. micro-batch side by side (--microbatch-seconds, 0 turns it off): the same job with
+     FD_PREDICT_TRIGGER=microbatch (the original platform's design), the same warm-up, then
+     the steady step; its p50/p99 divided by real-time mode's.
 Prints one progress line per step and, as its last line, one JSON object with the figures.
 """
 from __future__ import annotations
@@ -19,6 +29,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import platform
 import signal
 import tempfile
 import threading
@@ -55,32 +67,53 @@ def percentile(sorted_values: list[float], p: float) -> float | None:
     return sorted_values[min(len(sorted_values) - 1, int(round(p / 100 * (len(sorted_values) - 1))))]
 
 
+def machine() -> dict:
+    """The CPU model, cores and memory the figures were measured on."""
+    model = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        mem_kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                       if line.startswith("MemTotal"))
+    except (OSError, StopIteration, ValueError):
+        mem_kib = 0
+    return {"cpu": model, "cores": os.cpu_count(), "memory_gib": round(mem_kib / 2**20, 1)}
+
+
 class Collector(threading.Thread):
-    """Consumes the response topic; records the first arrival time of every UUID."""
+    """Consumes the response topic; records the first arrival time of every UUID and how far
+    into each partition it has read."""
 
     def __init__(self, s):
         super().__init__(daemon=True)
         self.s = s
         self.arrived: dict[str, float] = {}
         self.duplicates = 0
+        self.read_to: dict[int, int] = {}  # partition -> next offset to read
         self.stop = threading.Event()
         self.ready = threading.Event()
 
     def run(self):
         consumer = kafka.consumer(self.s, f"bench-{time.time()}",
-                                  {"auto.offset.reset": "latest", "fetch.wait.max.ms": 5})
+                                  {"auto.offset.reset": "earliest", "fetch.wait.max.ms": 5})
         consumer.subscribe([self.s.response_topic], on_assign=lambda c, p: self.ready.set())
         while not self.stop.is_set():
             for msg in consumer.consume(1000, 0.05):
                 if msg.error():
                     continue
                 now = time.time()
+                self.read_to[msg.partition()] = msg.offset() + 1
                 key = msg.key().decode()
                 if key in self.arrived:
                     self.duplicates += 1
                 else:
                     self.arrived[key] = now
         consumer.close()
+
+    def at_end_of(self, watermarks: dict[int, int]) -> bool:
+        return all(self.read_to.get(p, 0) >= end for p, end in watermarks.items() if end)
 
 
 def send_at_rate(s, requests: list[dict], rate: float, sent: dict[str, float]) -> None:
@@ -102,29 +135,59 @@ def send_at_rate(s, requests: list[dict], rate: float, sent: dict[str, float]) -
     producer.flush(60)
 
 
-def phase(s, collector: Collector, reference, rate: float, seconds: float, seed: int) -> dict:
+def step(s, collector: Collector, reference, rate: float, seconds: float, seed: int, grace: float) -> dict:
+    """One step at ``rate``/s: its latencies count the responses that came within ``grace``
+    seconds of its end; the UUIDs and send times stay for the final drain."""
     requests = sample_requests(reference, int(rate * seconds), seed=seed)
     sent: dict[str, float] = {}
     began = time.monotonic()
     send_at_rate(s, requests, rate, sent)
     send_seconds = time.monotonic() - began
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + grace
     while time.monotonic() < deadline and not all(u in collector.arrived for u in sent):
         time.sleep(0.2)
-    latencies = sorted(round((collector.arrived[u] - t) * 1000, 1) for u, t in sent.items() if u in collector.arrived)
-    return {"rate": rate, "sent": len(sent), "send_seconds": round(send_seconds, 1),
-            "responses": len(latencies), "p50_ms": percentile(latencies, 50), "p95_ms": percentile(latencies, 95),
-            "p99_ms": percentile(latencies, 99), "uuids": list(sent)}
+    cutoff = time.time()
+    latencies = sorted(round((collector.arrived[u] - t) * 1000, 1) for u, t in sent.items()
+                       if collector.arrived.get(u, cutoff + 1) <= cutoff)
+    return {"rate": rate, "seconds": seconds, "sent": len(sent), "send_seconds": round(send_seconds, 1),
+            "in_time": len(latencies), "p50_ms": percentile(latencies, 50), "p95_ms": percentile(latencies, 95),
+            "p99_ms": percentile(latencies, 99), "max_ms": latencies[-1] if latencies else None,
+            "sent_at": sent, "cutoff": cutoff}
 
 
-def topic_end(s, topic: str) -> int:
-    """Sum of the high watermarks of ``topic``'s partitions: records ever written to it."""
+def held(result: dict, max_p99_ms: float) -> bool:
+    return (result["in_time"] == result["sent"] and (result["p99_ms"] or 1e12) <= max_p99_ms
+            and result["send_seconds"] <= result["seconds"] * 1.1)
+
+
+def public(result: dict) -> dict:
+    return {k: v for k, v in result.items() if k not in ("sent_at", "cutoff")}
+
+
+def topic_watermarks(s, topic: str) -> dict[int, int]:
+    """High watermark of each partition of ``topic``: where a reader is at its end."""
     consumer = kafka.consumer(s, "bench-watermarks")
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions)
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
     finally:
         consumer.close()
+
+
+def drain(s, collector: Collector, sent_at: dict[str, float], quiet_s: float) -> None:
+    """Wait until every request has its response, or until none arrived for ``quiet_s`` and
+    the collector has read the response topic to its end."""
+    last_count, last_change = -1, time.monotonic()
+    while True:
+        missing = sum(1 for u in sent_at if u not in collector.arrived)
+        if missing == 0:
+            return
+        if len(collector.arrived) != last_count:
+            last_count, last_change = len(collector.arrived), time.monotonic()
+        elif time.monotonic() - last_change > quiet_s and collector.at_end_of(topic_watermarks(s, s.response_topic)):
+            return
+        say(f"draining: {missing} requests without a response yet")
+        time.sleep(5)
 
 
 def wait_for_archive(s, wait_s: float) -> float | None:
@@ -134,17 +197,16 @@ def wait_for_archive(s, wait_s: float) -> float | None:
     scan the collection); one progress line every 10 s."""
     began = time.monotonic()
     while True:
-        end = topic_end(s, s.response_topic)
+        end = sum(topic_watermarks(s, s.response_topic).values())
         status = job_status.read(s)
         lag = {q: end - job_status.archived_up_to(status, q) for q in ARCHIVE_QUERIES}
         if not any(lag.values()):
             return round(time.monotonic() - began, 1)
         if time.monotonic() - began > wait_s:
             return None
-        backlog = {q: (status or {}).get("queries", {}).get(q, {}).get("backlog") for q in ARCHIVE_QUERIES}
         say(f"stores catching up ({time.monotonic() - began:.0f} s): records still to archive "
-            + ", ".join(f"{q} {n} (backlog at its last batch {backlog[q]})" for q, n in lag.items()))
-        time.sleep(10)
+            + ", ".join(f"{q} {n}" for q, n in lag.items()))
+        time.sleep(5)
 
 
 def count_in_stores(s, uuids: list[str], wait_s: float) -> dict:
@@ -166,67 +228,133 @@ def count_in_stores(s, uuids: list[str], wait_s: float) -> dict:
             "stores_caught_up_after_s": caught_up_after}
 
 
+def warm_up(s, collector: Collector, reference, args) -> None:
+    say(f"warm-up (not counted): {args.warmup_rate:g} requests/s for {args.warmup:g} s, so the JVM "
+        "compiles the hot path; then the archive queries catch up")
+    result = step(s, collector, reference, args.warmup_rate, args.warmup, seed=1, grace=args.grace)
+    drain(s, collector, result["sent_at"], args.drain_quiet)
+    wait_for_archive(s, args.settle)
+
+
+class BenchJob:
+    """A bench instance of the streaming job with its response collector, stopped (and its
+    collection dropped: FerretDB scans whole collections) on the way out."""
+
+    def __init__(self, tmp: Path, **env):
+        self.job = JobProcess(tmp, FD_ARCHIVE_TRIGGER="60 seconds", FD_MODEL_POLL_S="5", **env)
+        self.s = self.job.settings
+        self.collector = Collector(self.s)
+
+    def __enter__(self):
+        say(f"starting a bench instance of the streaming job (log {self.job.log})")
+        self.job.start()
+        self.collector.start()
+        self.collector.ready.wait(30)
+        return self
+
+    def __exit__(self, *exc):
+        self.collector.stop.set()
+        self.job.stop()
+        mongo.drop_collection(self.s)
+
+
+def late_responses(collector: Collector, steps: list[dict]) -> int:
+    """Responses that came, but after their step's grace: made, not in time."""
+    return sum(1 for r in steps for u in r["sent_at"] if collector.arrived.get(u, 0) > r["cutoff"])
+
+
+def run_realtime(tmp: Path, reference, args) -> dict:
+    with BenchJob(tmp / "realtime") as bench:
+        s, collector = bench.s, bench.collector
+        warm_up(s, collector, reference, args)
+        say(f"steady: {args.rate:g} requests/s for {args.seconds:g} s")
+        steady = step(s, collector, reference, args.rate, args.seconds, seed=2, grace=args.grace)
+        say(f"steady: {steady['in_time']}/{steady['sent']} responses in time, p50 {fmt_ms(steady['p50_ms'])}, "
+            f"p95 {fmt_ms(steady['p95_ms'])}, p99 {fmt_ms(steady['p99_ms'])}")
+        steps, max_held = [steady], 0.0
+        for i, rate in enumerate(float(r) for r in args.ramp.split(",") if r):
+            wait_for_archive(s, args.settle)
+            result = step(s, collector, reference, rate, args.seconds, seed=10 + i, grace=args.grace)
+            result["held"] = held(result, args.held_p99_ms)
+            steps.append(result)
+            say(f"ramp {rate:g}/s for {args.seconds:g} s: {result['in_time']}/{result['sent']} responses in time, "
+                f"producer took {result['send_seconds']} s, p50 {fmt_ms(result['p50_ms'])}, "
+                f"p99 {fmt_ms(result['p99_ms'])} -> {'held' if result['held'] else 'NOT held'}")
+            if not result["held"]:
+                break
+            max_held = rate
+        sent_at = {u: t for r in steps for u, t in r["sent_at"].items()}
+        drain(s, collector, sent_at, args.drain_quiet)
+        responses = sum(1 for u in sent_at if u in collector.arrived)
+        late = late_responses(collector, steps)
+        say(f"drained: {responses}/{len(sent_at)} responses, {len(sent_at) - responses} lost, {late} late")
+        say(f"waiting up to {args.store_wait:.0f} s for MongoDB and Cassandra to hold every prediction")
+        stores = count_in_stores(s, list(sent_at), args.store_wait)
+    return {"steady": public(steady), "ramp": [public(r) for r in steps[1:]], "max_held_per_s": max_held,
+            "sent": len(sent_at), "responses": responses, "lost": len(sent_at) - responses, "late": late,
+            "duplicate_responses": collector.duplicates, **stores}
+
+
+def run_microbatch(tmp: Path, reference, args) -> dict:
+    """The steady step again with the predict query in micro-batch mode."""
+    with BenchJob(tmp / "microbatch", FD_PREDICT_TRIGGER="microbatch") as bench:
+        s, collector = bench.s, bench.collector
+        warm_up(s, collector, reference, args)
+        say(f"micro-batch steady: {args.rate:g} requests/s for {args.microbatch_seconds:g} s")
+        steady = step(s, collector, reference, args.rate, args.microbatch_seconds, seed=2, grace=args.grace)
+        drain(s, collector, steady["sent_at"], args.drain_quiet)
+        responses = sum(1 for u in steady["sent_at"] if u in collector.arrived)
+        say(f"micro-batch steady: {steady['in_time']}/{steady['sent']} responses in time, "
+            f"p50 {fmt_ms(steady['p50_ms'])}, p99 {fmt_ms(steady['p99_ms'])}")
+    return {**public(steady), "lost": steady["sent"] - responses}
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 1) if a and b else None
+
+
 def interrupt(_signum, _frame):
     raise KeyboardInterrupt
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--rate", type=float, default=100.0)
-    parser.add_argument("--ramp", default="500,1000,2000,5000,10000")
-    parser.add_argument("--store-wait", type=float, default=900.0, help="max seconds to wait for the stores")
-    args = parser.parse_args()
+    parser.add_argument("--seconds", type=float, default=60.0, help="length of the steady step and of each ramp step")
+    parser.add_argument("--rate", type=float, default=100.0, help="requests/s of the steady step")
+    parser.add_argument("--ramp", default="1000,2000,5000,10000", help="requests/s of the ramp steps")
+    parser.add_argument("--warmup", type=float, default=30.0, help="seconds of warm-up (not counted)")
+    parser.add_argument("--warmup-rate", type=float, default=1000.0, help="requests/s during the warm-up")
+    parser.add_argument("--grace", type=float, default=10.0, help="seconds after a step within which responses count")
+    parser.add_argument("--held-p99-ms", type=float, default=1000.0, help="a step is held at or under this p99")
+    parser.add_argument("--settle", type=float, default=180.0,
+                        help="max seconds to let the archive queries catch up between steps")
+    parser.add_argument("--drain-quiet", type=float, default=30.0, help="draining ends after this long without a new response")
+    parser.add_argument("--store-wait", type=float, default=900.0, help="max seconds to wait for the stores at the end")
+    parser.add_argument("--microbatch-seconds", type=float, default=60.0, help="micro-batch mode's steady step (0: skip)")
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
     logging.basicConfig(level=logging.WARNING)
     # SIGTERM unwinds like Ctrl-C: the bench job is stopped and its collection dropped.
     signal.signal(signal.SIGTERM, interrupt)
-    base = load_settings()
+    host = machine()
+    say(f"machine: {host['cpu']}, {host['cores']} cores, {host['memory_gib']} GiB")
     say("starting the servers")
-    launcher.up(base, by_name(["kafka", "mongo", "cassandra", "hdfs", "mlflow"]))
+    launcher.up(load_settings(), by_name(["kafka", "mongo", "cassandra", "hdfs", "mlflow"]))
     reference = load_reference()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        job = JobProcess(Path(tmp), FD_ARCHIVE_TRIGGER="60 seconds", FD_MODEL_POLL_S="10")
-        s = job.settings
-        say(f"starting a bench instance of the streaming job (log {job.log})")
-        job.start()
-        collector = Collector(s)
-        collector.start()
-        collector.ready.wait(30)
-        try:
-            say("warm-up: 200 requests")
-            phase(s, collector, reference, 50, 4, seed=1)
-            say(f"steady: {args.rate:g} requests/s for {args.seconds:g} s")
-            steady = phase(s, collector, reference, args.rate, args.seconds, seed=2)
-            say(f"steady: {steady['responses']}/{steady['sent']} responses, p50 {steady['p50_ms']:.1f} ms, "
-                f"p95 {steady['p95_ms']:.1f} ms, p99 {steady['p99_ms']:.1f} ms")
-            held, ramp_results, all_uuids = 0.0, [], list(steady["uuids"])
-            for i, rate in enumerate(float(r) for r in args.ramp.split(",") if r):
-                result = phase(s, collector, reference, rate, args.seconds, seed=10 + i)
-                all_uuids += result.pop("uuids")
-                ok = result["responses"] == result["sent"] and (result["p99_ms"] or 1e9) < 5000 \
-                    and result["send_seconds"] < args.seconds * 1.1
-                say(f"ramp {rate:g}/s: {result['responses']}/{result['sent']} responses, producer took "
-                    f"{result['send_seconds']} s, p50 {fmt_ms(result['p50_ms'])}, p99 {fmt_ms(result['p99_ms'])} -> "
-                    f"{'held' if ok else 'NOT held'}")
-                ramp_results.append({**result, "held": ok})
-                if not ok:
-                    break
-                held = rate
-            time.sleep(5)
-            responses = sum(1 for u in all_uuids if u in collector.arrived)
-            say(f"waiting up to {args.store_wait:.0f} s for MongoDB and Cassandra to hold every prediction")
-            stores = count_in_stores(s, all_uuids, args.store_wait)
-        finally:
-            collector.stop.set()
-            job.stop()
-            mongo.drop_collection(s)  # FerretDB scans whole collections: leave no bench data
-    figures = {
-        "p50_ms": round(steady["p50_ms"], 1), "p95_ms": round(steady["p95_ms"], 1),
-        "p99_ms": round(steady["p99_ms"], 1), "steady_rate_per_s": args.rate, "seconds": args.seconds,
-        "max_sustained_per_s": held, "sent": len(all_uuids), "responses": responses,
-        "lost": len(all_uuids) - responses, "duplicate_responses": collector.duplicates,
-        **stores, "ramp": ramp_results,
-    }
+        realtime = run_realtime(Path(tmp), reference, args)
+        microbatch = run_microbatch(Path(tmp), reference, args) if args.microbatch_seconds else None
+    steady = realtime["steady"]
+    figures = {"machine": host, "p50_ms": steady["p50_ms"], "p95_ms": steady["p95_ms"], "p99_ms": steady["p99_ms"],
+               "steady_rate_per_s": args.rate, "seconds": args.seconds, "held_means": f"every response within "
+               f"{args.grace:g} s of the step and p99 <= {args.held_p99_ms:g} ms",
+               "warmup": f"{args.warmup:g} s at {args.warmup_rate:g}/s, not counted", **realtime}
+    if microbatch:
+        figures["microbatch"] = {**microbatch, "p50_ratio_to_realtime": ratio(microbatch["p50_ms"], steady["p50_ms"]),
+                                 "p99_ratio_to_realtime": ratio(microbatch["p99_ms"], steady["p99_ms"])}
     print(json.dumps(figures))
     return 0
 
