@@ -5,7 +5,8 @@ Usage:
 
 Runs its own instance of the streaming job on bench-only topics, collection and archive path
 (the platform's data stays clean), after starting the servers it needs (like `make up`):
-  1. names the machine (CPU model, cores): figures depend on it;
+  1. names the machine (CPU model, cores) and says how busy it was before starting (another
+     stack or test run on the same cores shows in every figure);
   2. warm-up, excluded from every figure: --warmup seconds at --warmup-rate requests/s, so the
      JVM has compiled the hot path before anything is measured; then it waits for those
      responses and for the archive queries to catch up (no step starts behind a backlog);
@@ -22,6 +23,8 @@ Runs its own instance of the streaming job on bench-only topics, collection and 
   7. micro-batch side by side (--microbatch-seconds, 0 turns it off): the same job with
      FD_PREDICT_TRIGGER=microbatch (the original platform's design), the same warm-up, then
      the steady step; its p50/p99 divided by real-time mode's.
+With --jfr FILE, the job's JVM is recorded during the ramp (Java Flight Recorder) and the
+JSON gains ``profile``: the predict query's share of each candidate operation and its top frames.
 Prints one progress line per step and, as its last line, one JSON object with the figures.
 """
 from __future__ import annotations
@@ -29,8 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import platform
 import signal
 import tempfile
 import threading
@@ -39,7 +40,9 @@ from pathlib import Path
 
 from confluent_kafka import TopicPartition
 
+from bench import machine
 from bench.job import JobProcess
+from bench.profile import FlightRecording
 from bench.traffic import sample_requests
 from flightdelay import kafka
 from flightdelay import status as job_status
@@ -65,21 +68,6 @@ def percentile(sorted_values: list[float], p: float) -> float | None:
     if not sorted_values:
         return None
     return sorted_values[min(len(sorted_values) - 1, int(round(p / 100 * (len(sorted_values) - 1))))]
-
-
-def machine() -> dict:
-    """The CPU model, cores and memory the figures were measured on."""
-    model = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-        mem_kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                       if line.startswith("MemTotal"))
-    except (OSError, StopIteration, ValueError):
-        mem_kib = 0
-    return {"cpu": model, "cores": os.cpu_count(), "memory_gib": round(mem_kib / 2**20, 1)}
 
 
 class Collector(threading.Thread):
@@ -272,6 +260,10 @@ def run_realtime(tmp: Path, reference, args) -> dict:
         say(f"steady: {steady['in_time']}/{steady['sent']} responses in time, p50 {fmt_ms(steady['p50_ms'])}, "
             f"p95 {fmt_ms(steady['p95_ms'])}, p99 {fmt_ms(steady['p99_ms'])}")
         steps, max_held = [steady], 0.0
+        recording = FlightRecording(s, bench.job.proc.pid, Path(args.jfr)) if args.jfr else None
+        if recording:
+            say(f"recording the job's JVM during the ramp (Java Flight Recorder) into {args.jfr}")
+            recording.start()
         for i, rate in enumerate(float(r) for r in args.ramp.split(",") if r):
             wait_for_archive(s, args.settle)
             result = step(s, collector, reference, rate, args.seconds, seed=10 + i, grace=args.grace)
@@ -283,6 +275,11 @@ def run_realtime(tmp: Path, reference, args) -> dict:
             if not result["held"]:
                 break
             max_held = rate
+        profile = None
+        if recording:
+            recording.stop()
+            profile = recording.summary()
+            say(f"profile of the predict query during the ramp: {json.dumps(profile['predict_operations_pct'])}")
         sent_at = {u: t for r in steps for u, t in r["sent_at"].items()}
         drain(s, collector, sent_at, args.drain_quiet)
         responses = sum(1 for u in sent_at if u in collector.arrived)
@@ -292,7 +289,7 @@ def run_realtime(tmp: Path, reference, args) -> dict:
         stores = count_in_stores(s, list(sent_at), args.store_wait)
     return {"steady": public(steady), "ramp": [public(r) for r in steps[1:]], "max_held_per_s": max_held,
             "sent": len(sent_at), "responses": responses, "lost": len(sent_at) - responses, "late": late,
-            "duplicate_responses": collector.duplicates, **stores}
+            "duplicate_responses": collector.duplicates, **stores, **({"profile": profile} if profile else {})}
 
 
 def run_microbatch(tmp: Path, reference, args) -> dict:
@@ -330,6 +327,7 @@ def parse_args() -> argparse.Namespace:
                         help="max seconds to let the archive queries catch up between steps")
     parser.add_argument("--drain-quiet", type=float, default=30.0, help="draining ends after this long without a new response")
     parser.add_argument("--store-wait", type=float, default=900.0, help="max seconds to wait for the stores at the end")
+    parser.add_argument("--jfr", help="record the job's JVM during the ramp into this .jfr file and summarise it")
     parser.add_argument("--microbatch-seconds", type=float, default=60.0, help="micro-batch mode's steady step (0: skip)")
     return parser.parse_args()
 
@@ -339,8 +337,9 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     # SIGTERM unwinds like Ctrl-C: the bench job is stopped and its collection dropped.
     signal.signal(signal.SIGTERM, interrupt)
-    host = machine()
+    host = machine.describe()
     say(f"machine: {host['cpu']}, {host['cores']} cores, {host['memory_gib']} GiB")
+    host["before"] = machine.warn_if_busy(say)
     say("starting the servers")
     launcher.up(load_settings(), by_name(["kafka", "mongo", "cassandra", "hdfs", "mlflow"]))
     reference = load_reference()

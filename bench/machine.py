@@ -1,0 +1,75 @@
+"""What the figures were measured on: the CPU, and how busy the machine was before the bench.
+
+A benchmark's figures depend on the machine and on whatever else runs on it (another stack's
+compaction, a test run): the benches print both so that a figure can be reproduced or doubted.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def describe() -> dict:
+    """The CPU model, cores and memory."""
+    model, mem_kib = platform.processor() or "unknown", 0
+    try:
+        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("model name"))
+        mem_kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                       if line.startswith("MemTotal"))
+    except (OSError, StopIteration, ValueError):
+        pass
+    return {"cpu": model, "cores": os.cpu_count(), "memory_gib": round(mem_kib / 2**20, 1)}
+
+
+def _cpu_times() -> tuple[int, int]:
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields), idle
+
+
+def _process_ticks() -> dict[int, tuple[str, int]]:
+    ticks = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        rest = stat[stat.rindex(")") + 2:].split()
+        ticks[int(entry.name)] = (name, int(rest[11]) + int(rest[12]))  # utime + stime
+    return ticks
+
+
+def busy(seconds: float = 3.0) -> dict:
+    """How busy the machine is over ``seconds``: the share of all cores in use and the
+    processes using the most CPU."""
+    total0, idle0 = _cpu_times()
+    procs0 = _process_ticks()
+    time.sleep(seconds)
+    total1, idle1 = _cpu_times()
+    procs1 = _process_ticks()
+    used = 1 - (idle1 - idle0) / max(1, total1 - total0)
+    top = sorted(((ticks - procs0[pid][1], pid, name) for pid, (name, ticks) in procs1.items() if pid in procs0),
+                 reverse=True)[:3]
+    return {"cpu_busy_pct": round(100 * used, 1), "load_average_1m": os.getloadavg()[0],
+            "top": [f"{name} (pid {pid}) {100 * t / CLOCK_TICKS / seconds:.0f}%" for t, pid, name in top if t > 0]}
+
+
+def warn_if_busy(say, threshold_pct: float = 25.0) -> dict:
+    """Measure the machine before a bench and say so when it is not quiet."""
+    state = busy()
+    line = f"machine busy before the bench: {state['cpu_busy_pct']}% of all cores, load average {state['load_average_1m']:.1f}"
+    if state["top"]:
+        line += f" (most: {', '.join(state['top'])})"
+    say(line)
+    if state["cpu_busy_pct"] > threshold_pct:
+        say("WARNING: the machine is not quiet; latencies will be higher than on an idle machine "
+            "(stop other stacks, e.g. `make down`, for figures comparable to the README's)")
+    return state

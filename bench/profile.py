@@ -1,0 +1,93 @@
+"""Where the streaming job's JVM spends its CPU: a Java Flight Recording of the job under load,
+summarised as the share of the predict query's samples spent in each candidate operation and
+its top self frames. Used by ``bench.pipeline --jfr FILE``.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import re
+import subprocess
+from pathlib import Path
+
+from flightdelay.config import Settings
+
+# The predict query's candidate costs (issue: measure, don't assume), by a frame that marks each.
+OPERATIONS = {
+    "forest evaluation": "RandomForestClassificationModel.predictRaw",
+    "string indexing": "StringIndexerModel",
+    "vector assembly": "VectorAssembler",
+    "JSON parse of requests": "JsonToStructs",
+    "JSON serialise of responses": "StructsToJson",
+    "request validation (set lookups)": "HashSet.contains",
+    "Kafka sink (produce)": "KafkaProducer.send",
+    "Kafka source (fetch)": "KafkaDataConsumer",
+}
+STAGE = re.compile(r"in stage (\d+)\.")
+
+
+def java_tool(s: Settings, name: str) -> str:
+    return str(Path(s.java17_home) / "bin" / name)
+
+
+def jvm_child(pid: int) -> int | None:
+    """The java process among ``pid``'s descendants (pyspark starts the JVM as a child)."""
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        cmdline = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[0]
+        if cmdline.endswith(b"java"):
+            return int(child)
+        found = jvm_child(int(child))
+        if found:
+            return found
+    return None
+
+
+class FlightRecording:
+    def __init__(self, s: Settings, job_pid: int, path: Path):
+        self.s, self.path = s, path
+        self.pid = jvm_child(job_pid)
+        if self.pid is None:
+            raise RuntimeError(f"no JVM under the job's process {job_pid}")
+
+    def _jcmd(self, *args: str) -> None:
+        subprocess.run([java_tool(self.s, "jcmd"), str(self.pid), *args], check=True, capture_output=True, text=True)
+
+    def start(self) -> None:
+        self._jcmd("JFR.start", "name=bench", "settings=profile", f"filename={self.path}")
+
+    def stop(self) -> None:
+        self._jcmd("JFR.stop", "name=bench")
+
+    def summary(self, top: int = 12) -> dict:
+        out = subprocess.run([java_tool(self.s, "jfr"), "print", "--json", "--stack-depth", "96",
+                              "--events", "jdk.ExecutionSample", str(self.path)],
+                             check=True, capture_output=True, text=True).stdout
+        return summarise(json.loads(out)["recording"]["events"], top)
+
+
+def frame_name(frame: dict) -> str:
+    return f"{frame['method']['type']['name'].rsplit('.', 1)[-1]}.{frame['method']['name']}"
+
+
+def summarise(events: list[dict], top: int) -> dict:
+    """The predict query is the stage whose task threads hold the most samples (its real-time
+    tasks run for the whole batch; the archive queries' tasks come and go)."""
+    by_stage, threads = collections.defaultdict(list), collections.Counter()
+    for event in events:
+        thread = ((event["values"].get("sampledThread") or {}).get("javaName")) or "?"
+        threads[re.sub(r"\d+", "N", thread.split(" [id")[0])] += 1
+        match = STAGE.search(thread)
+        if match:
+            by_stage[match.group(1)].append([frame_name(f) for f in event["values"]["stackTrace"]["frames"]])
+    total = len(events)
+    if not by_stage:
+        return {"samples": total, "predict_samples": 0}
+    stacks = max(by_stage.values(), key=len)
+    shares = {op: round(100 * sum(1 for st in stacks if any(marker in f for f in st)) / len(stacks), 1)
+              for op, marker in OPERATIONS.items()}
+    self_frames = collections.Counter(st[0] for st in stacks if st)
+    return {"samples": total, "predict_samples": len(stacks),
+            "predict_share_of_jvm_pct": round(100 * len(stacks) / max(1, total), 1),
+            "predict_operations_pct": shares,
+            "predict_top_self_frames": [f"{name} {100 * n / len(stacks):.1f}%" for name, n in self_frames.most_common(top)],
+            "threads": [f"{name}: {100 * n / max(1, total):.1f}%" for name, n in threads.most_common(6)]}

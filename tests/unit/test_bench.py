@@ -1,0 +1,67 @@
+"""The benchmarks' verdicts and accounting (pure logic; the benches themselves run in `make bench`)."""
+from bench.machine import busy, describe
+from bench.pipeline import Collector, held, late_responses, percentile
+from bench.profile import summarise
+from flightdelay.config import load_settings
+
+
+def step_result(**overrides):
+    result = {"rate": 1000.0, "seconds": 60.0, "sent": 100, "in_time": 100, "p99_ms": 400.0, "send_seconds": 60.2}
+    return {**result, **overrides}
+
+
+def test_a_step_is_held_only_with_every_response_in_time_and_p99_within_the_limit():
+    assert held(step_result(), 1000)
+    assert not held(step_result(in_time=99), 1000)
+    assert not held(step_result(p99_ms=1000.1), 1000)
+    assert not held(step_result(p99_ms=None, in_time=0, sent=0), 1000)
+    assert not held(step_result(send_seconds=70), 1000)  # the producer could not keep the rate
+
+
+def test_late_responses_are_the_ones_after_their_steps_cutoff():
+    collector = Collector(load_settings())
+    collector.arrived = {"a": 10.0, "b": 25.0, "c": 31.0}
+    steps = [{"sent_at": {"a": 1.0, "b": 2.0}, "cutoff": 20.0}, {"sent_at": {"c": 21.0, "d": 22.0}, "cutoff": 40.0}]
+    assert late_responses(collector, steps) == 1  # b; d never came (lost, not late)
+
+
+def test_collector_is_at_the_end_only_when_every_partition_was_read_to_its_watermark():
+    collector = Collector(load_settings())
+    collector.read_to = {0: 10, 1: 4}
+    assert collector.at_end_of({0: 10, 1: 4})
+    assert not collector.at_end_of({0: 10, 1: 5})
+    assert collector.at_end_of({0: 10, 1: 4, 2: 0})  # an empty partition
+
+
+def test_percentile_of_sorted_values():
+    values = sorted(float(v) for v in range(1, 101))
+    assert percentile(values, 50) == 51.0  # index round(49.5) = 50: the upper of the two middle values
+    assert percentile(values, 99) == 99.0
+    assert percentile([], 99) is None
+
+
+def sample(thread, *frames):
+    return {"values": {"sampledThread": {"javaName": thread},
+                       "stackTrace": {"frames": [{"method": {"type": {"name": f.rsplit(".", 1)[0]},
+                                                             "name": f.rsplit(".", 1)[1]}} for f in frames]}}}
+
+
+def test_profile_summary_attributes_the_busiest_stage_to_predict_and_its_operations():
+    predict = "Executor task launch worker for task 0.0 in stage 13.0 (TID 13)"
+    archive = "Executor task launch worker for task 0.0 in stage 30.0 (TID 47)"
+    events = ([sample(predict, "x.Jackson.nextToken", "y.JsonToStructs.eval", "z.KafkaDataWriter.writeAll")] * 3
+              + [sample(predict, "a.InternalNode.predictImpl", "b.RandomForestClassificationModel.predictRaw")]
+              + [sample(archive, "c.ArrowConverters.next")] * 2 + [sample("kafka-producer-network-thread", "d.Sender.run")])
+    summary = summarise(events, top=2)
+    assert summary["predict_samples"] == 4 and summary["samples"] == 7
+    assert summary["predict_operations_pct"]["JSON parse of requests"] == 75.0
+    assert summary["predict_operations_pct"]["forest evaluation"] == 25.0
+    assert summary["predict_operations_pct"]["Kafka sink (produce)"] == 0.0
+    assert summary["predict_top_self_frames"] == ["Jackson.nextToken 75.0%", "InternalNode.predictImpl 25.0%"]
+
+
+def test_machine_description_and_busy_share_come_from_proc():
+    host = describe()
+    assert host["cores"] >= 1 and host["cpu"]
+    state = busy(0.2)
+    assert 0 <= state["cpu_busy_pct"] <= 100
