@@ -10,6 +10,7 @@ import logging
 from flask import Flask
 from flask_socketio import SocketIO
 
+from flightdelay import logs
 from flightdelay.config import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ def main() -> int:
     open websocket holds one). The app is built in the worker, after the fork."""
     from gunicorn.app.base import BaseApplication
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure()
     settings = load_settings()
 
     class Server(BaseApplication):
@@ -88,7 +89,8 @@ def main() -> int:
                                "loglevel": "warning", "accesslog": None}.items():
                 self.cfg.set(key, value)
 
-        def load(self):
+        def load(self):  # in the worker, after the fork
+            logs.write_from_one_thread()
             app = create_app(settings=settings)
             log.info("web app on http://%s:%s (gunicorn, %d threads)", settings.host, settings.webapp_port,
                      settings.webapp_threads)

@@ -20,38 +20,52 @@ from flightdelay import kafka
 from flightdelay.config import Settings
 
 log = logging.getLogger(__name__)
+DELIVERY_TIMEOUT_S = 10  # how long a request may wait for Kafka before the submitter is told to retry
 
 
 class KafkaBridge:
     def __init__(self, settings: Settings, producer=None):
         self.settings = settings
         self._producer = producer
+        self._producer_lock = threading.Lock()
         self._stop = threading.Event()
         self.consumer_ready = threading.Event()
 
     @property
     def producer(self):
-        if self._producer is None:
-            self._producer = kafka.producer(self.settings, {
-                "linger.ms": 0,  # a person is waiting: send now, do not batch
-                "enable.idempotence": True,
-                "message.timeout.ms": 10_000,
-            })
-        return self._producer
+        with self._producer_lock:
+            if self._producer is None:
+                self._producer = kafka.producer(self.settings, {
+                    "linger.ms": 0,  # a person is waiting: send now, do not batch
+                    "enable.idempotence": True,
+                    "message.timeout.ms": DELIVERY_TIMEOUT_S * 1000,
+                })
+                threading.Thread(target=self._serve_delivery_reports, name="kafka-delivery-reports",
+                                 daemon=True).start()
+            return self._producer
+
+    def _serve_delivery_reports(self) -> None:
+        """One thread serves every delivery report, waking the request thread it belongs to.
+        Each request thread calling ``flush()`` instead waited for *all* messages in flight,
+        so under load every submission queued behind the others (bench.webapp: ack p50 140 ms
+        with 50 browsers)."""
+        while not self._stop.is_set():
+            self._producer.poll(0.1)
 
     def publish_request(self, request: dict) -> None:
-        """Produce ``request`` keyed by its UUID and wait for the broker's acknowledgement,
-        so the caller only says "accepted" once the request is durably in Kafka."""
+        """Produce ``request`` keyed by its UUID and wait for the broker's acknowledgement of
+        this message, so the caller only says "accepted" once the request is durably in Kafka."""
+        delivered = threading.Event()
         errors = []
 
         def on_delivery(err, _msg):
             if err is not None:
                 errors.append(err)
+            delivered.set()
 
         self.producer.produce(self.settings.request_topic, key=request["UUID"].encode(),
                               value=json.dumps(request).encode(), on_delivery=on_delivery)
-        remaining = self.producer.flush(10)
-        if remaining or errors:
+        if not delivered.wait(DELIVERY_TIMEOUT_S + 1) or errors:
             raise RuntimeError(f"Kafka did not acknowledge request {request['UUID']}: "
                                f"{errors[0] if errors else 'timed out'}")
         log.info("uuid=%s produced to %s", request["UUID"], self.settings.request_topic)
