@@ -128,6 +128,7 @@ def step(s, collector: Collector, reference, rate: float, seconds: float, seed: 
     seconds of its end; the UUIDs and send times stay for the final drain."""
     requests = sample_requests(reference, int(rate * seconds), seed=seed)
     sent: dict[str, float] = {}
+    batch_before = predict_batch(s)
     began = time.monotonic()
     send_at_rate(s, requests, rate, sent)
     send_seconds = time.monotonic() - began
@@ -140,7 +141,15 @@ def step(s, collector: Collector, reference, rate: float, seconds: float, seed: 
     return {"rate": rate, "seconds": seconds, "sent": len(sent), "send_seconds": round(send_seconds, 1),
             "in_time": len(latencies), "p50_ms": percentile(latencies, 50), "p95_ms": percentile(latencies, 95),
             "p99_ms": percentile(latencies, 99), "max_ms": latencies[-1] if latencies else None,
-            "sent_at": sent, "cutoff": cutoff}
+            "batches_ended": predict_batch(s) - batch_before, "sent_at": sent, "cutoff": cutoff}
+
+
+def predict_batch(s) -> int:
+    """The predict query's last completed batch (the job's status file). In real-time mode a
+    batch lasts FD_REALTIME_INTERVAL; between two batches (commit, checkpoint, planning the
+    next) no task reads Kafka, and the requests of that moment wait: a step that spans a batch
+    end shows it in its p99, so each step reports how many batches ended during it."""
+    return ((job_status.read(s) or {}).get("queries", {}).get("predict", {}).get("batch")) or 0
 
 
 def held(result: dict, max_p99_ms: float) -> bool:
@@ -271,7 +280,8 @@ def run_realtime(tmp: Path, reference, args) -> dict:
             steps.append(result)
             say(f"ramp {rate:g}/s for {args.seconds:g} s: {result['in_time']}/{result['sent']} responses in time, "
                 f"producer took {result['send_seconds']} s, p50 {fmt_ms(result['p50_ms'])}, "
-                f"p99 {fmt_ms(result['p99_ms'])} -> {'held' if result['held'] else 'NOT held'}")
+                f"p99 {fmt_ms(result['p99_ms'])}, real-time batch ends {result['batches_ended']} -> "
+                f"{'held' if result['held'] else 'NOT held'}")
             if not result["held"]:
                 break
             max_held = rate

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
+from bench import machine
 from bench.own_webapp import own_webapp
 from flightdelay.config import load_settings
 from flightdelay.reference import load_reference
@@ -81,12 +82,19 @@ def run_rate(url: str, rate: float, seconds: float, bodies: list[str]) -> dict:
             "p99_ms": percentile(latencies, 99)}
 
 
+def say(message: str) -> None:
+    print(f"[bench] {message}", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rates", default="10,100")
     parser.add_argument("--seconds", type=float, default=30.0)
     args = parser.parse_args()
     s = load_settings()
+    host = machine.describe()
+    say(f"machine: {host['cpu']}, {host['cores']} cores, {host['memory_gib']} GiB")
+    host["before"] = machine.warn_if_busy(say)
     with own_webapp(s) as base:
         url = base + "/flights/delays/predict/classify"
         bodies = forms(2000)
@@ -98,7 +106,7 @@ def main() -> int:
                   f"p50 {step['p50_ms']} ms, p99 {step['p99_ms']} ms, late {step['late_202']}, "
                   f"errors {step['errors']}", flush=True)
             steps.append(step)
-    print(json.dumps({"route": "/flights/delays/predict/classify", "seconds_per_rate": args.seconds,
+    print(json.dumps({"machine": host, "route": "/flights/delays/predict/classify", "seconds_per_rate": args.seconds,
                       "warm_up": "5 requests/s for 5 s, excluded", "steps": steps}))
     return 0
 

@@ -20,6 +20,7 @@ import time
 import requests
 import socketio
 
+from bench import machine
 from bench.own_webapp import own_webapp
 from bench.traffic import sample_requests
 from flightdelay.config import load_settings
@@ -75,6 +76,10 @@ class Browser(threading.Thread):
         client.disconnect()
 
 
+def say(message: str) -> None:
+    print(f"[bench] {message}", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=50)
@@ -82,6 +87,9 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=10.0)
     args = parser.parse_args()
     s = load_settings()
+    host = machine.describe()
+    say(f"machine: {host['cpu']}, {host['cores']} cores, {host['memory_gib']} GiB")
+    host["before"] = machine.warn_if_busy(say)
     with own_webapp(s) as url:
         reference = load_reference()
         start = threading.Barrier(args.clients + 1)
@@ -99,7 +107,7 @@ def main() -> int:
             b.join()
         elapsed = time.monotonic() - began
         latencies = [x for b in browsers for x in b.latencies]
-        figures = {"clients": args.clients, "submitted": args.clients * args.requests, "results": len(latencies),
+        figures = {"machine": host, "clients": args.clients, "submitted": args.clients * args.requests, "results": len(latencies),
                    "timeouts": sum(b.timeouts for b in browsers), "errors": sum(len(b.errors) for b in browsers),
                    "p50_ms": round(percentile(latencies, 50) or -1, 1), "p95_ms": round(percentile(latencies, 95) or -1, 1),
                    "p99_ms": round(percentile(latencies, 99) or -1, 1), "seconds": round(elapsed, 1),

@@ -1,15 +1,7 @@
 """A person predicts a flight in the browser, sees the live answer, a field error, the history."""
-import os
+from screens import shot
 
-from flightdelay.config import REPO_ROOT
 from flightdelay.wait import wait_for
-
-SCREENSHOTS = os.environ.get("FD_SCREENSHOTS") == "1"
-
-
-def shot(page, name):
-    if SCREENSHOTS:
-        page.screenshot(path=str(REPO_ROOT / "img" / f"{name}.png"), full_page=True)
 
 
 def base(platform):
