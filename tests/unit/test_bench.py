@@ -50,14 +50,18 @@ def test_profile_summary_attributes_the_busiest_stage_to_predict_and_its_operati
     predict = "Executor task launch worker for task 0.0 in stage 13.0 (TID 13)"
     archive = "Executor task launch worker for task 0.0 in stage 30.0 (TID 47)"
     events = ([sample(predict, "x.Jackson.nextToken", "y.JsonToStructs.eval", "z.KafkaDataWriter.writeAll")] * 3
-              + [sample(predict, "a.InternalNode.predictImpl", "b.RandomForestClassificationModel.predictRaw")]
+              + [sample(predict, "s.HashSet.contains", "t.CategoricalSplit.shouldGoLeft",
+                        "b.RandomForestClassificationModel.predictRaw")]
+              + [sample(predict, "s.HashSet.contains", "u.GeneratedClass.CaseWhen_1")]
               + [sample(archive, "c.ArrowConverters.next")] * 2 + [sample("kafka-producer-network-thread", "d.Sender.run")])
     summary = summarise(events, top=2)
-    assert summary["predict_samples"] == 4 and summary["samples"] == 7
-    assert summary["predict_operations_pct"]["JSON parse of requests"] == 75.0
-    assert summary["predict_operations_pct"]["forest evaluation"] == 25.0
-    assert summary["predict_operations_pct"]["Kafka sink (produce)"] == 0.0
-    assert summary["predict_top_self_frames"] == ["Jackson.nextToken 75.0%", "InternalNode.predictImpl 25.0%"]
+    assert summary["predict_samples"] == 5 and summary["samples"] == 8
+    shares = summary["predict_operations_pct"]
+    assert shares["JSON parse of requests"] == 60.0
+    assert shares["forest evaluation"] == 20.0 and shares["  of which categorical splits (boxed HashSet lookups)"] == 20.0
+    assert shares["request validation (IN-list lookups)"] == 20.0  # the forest's own set lookups excluded
+    assert shares["Kafka sink (produce)"] == 0.0
+    assert summary["predict_top_self_frames"] == ["Jackson.nextToken 60.0%", "HashSet.contains 40.0%"]
 
 
 def test_machine_description_and_busy_share_come_from_proc():
