@@ -35,7 +35,7 @@ class StreamingJob(Service):
         return s.spark_ui_port
 
     def url(self, s: Settings) -> str:
-        return f"http://{s.host}:{s.spark_ui_port}"
+        return s.spark_ui_url
 
     def install(self, s: Settings) -> None:
         install_spark_connector(s)  # the job reads and writes Kafka through Spark's connector
