@@ -33,7 +33,6 @@ COPY webapp/ webapp/
 COPY training/ training/
 COPY nifi/ nifi/
 COPY models/ models/
-COPY bench/ bench/
 RUN python -m infra install streaming webapp
 
 EXPOSE 5001 4040

@@ -207,3 +207,21 @@ def test_the_readme_table_matches_the_file(services):
 def test_customary_ports_are_published(services):
     published = {int(p.split(":")[0]) for svc in services.values() for p in svc.get("ports", [])}
     assert {5001, 9870, 8443, 8080, 8180, 5000, 4040} <= published
+
+
+def test_the_nifi_flow_action_writes_what_the_launcher_deploys(tmp_path):
+    """The compose nifi-flow container runs `python -m infra nifi-flow FILE`: the same flow the
+    local launcher renders, with the settings of the container (here: a Kafka named kafka)."""
+    import gzip
+    import json
+
+    from infra import launcher
+    from nifi import deploy
+
+    s = load_settings(environ={"FD_KAFKA_HOST": "kafka", "FD_NIFI_ARCHIVE_DIR": "/nifi-archive"})
+    target = tmp_path / "flow.json.gz"
+    assert launcher.write_nifi_flow(s, [str(target)]) == 0
+    written = json.loads(gzip.decompress(target.read_bytes()))
+    assert written == deploy.render_dataflow(s)
+    values = {p["name"]: p["value"] for ctx in written["parameterContexts"] for p in ctx["parameters"]}
+    assert values["kafka.bootstrap.servers"] == "kafka:9092" and values["archive.directory"] == "/nifi-archive"
