@@ -10,7 +10,7 @@ VENV_STAMP := $(VENV)/.installed-$(REQS_HASH)
 SERVICES ?=
 PYTEST_ARGS ?=
 
-.PHONY: help venv install up down status lint test test-unit train bench chromium screenshots
+.PHONY: help venv install up down status lint test test-unit train bench chromium docker-compose screenshots
 
 help:
 	@echo "make up       install what is missing, start every server and the platform"
@@ -49,7 +49,7 @@ status: venv
 lint: venv
 	$(PY) -m ruff check .
 
-test: venv chromium lint
+test: venv chromium docker-compose lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The e2e tests drive Debian's Chromium (a browser download is not possible here).
@@ -57,12 +57,17 @@ chromium:
 	@command -v chromium >/dev/null || { echo "[chromium] installing Debian's chromium for the e2e tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# tests/unit/test_compose.py validates docker-compose.yml with Debian's docker-compose (no engine needed).
+docker-compose:
+	@command -v docker-compose >/dev/null || { echo "[docker-compose] installing Debian's docker-compose to validate docker-compose.yml"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }
+
 # Real screenshots of the running pages into img/ (used by the README); the real-time batch is
 # shortened so that the Spark UI's streaming charts of the predict query have points to draw.
 screenshots: venv chromium
 	FD_SCREENSHOTS=1 FD_REALTIME_INTERVAL="15 seconds" $(PY) -m pytest tests/e2e -q
 
-test-unit: venv lint
+test-unit: venv docker-compose lint
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 # Train on the real 2013 flights, log to MLflow, register; the alias moves only if the new version beats

@@ -51,13 +51,13 @@ class JobProcess:
         # server's own state directory (not this job's).
         Mongo().bootstrap(dataclasses.replace(self.settings, state_dir=load_settings().state_dir))
 
-    def start(self) -> None:
+    def start(self, timeout: float = 240) -> None:
         job_status.clear(self.settings)
         out = open(self.log, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "spark_jobs.predict_stream"], env=self.env,
                                      cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         out.close()  # the child holds its own copy
-        wait_for(self.running, 240, f"the streaming job to run its queries (log {self.log})")
+        wait_for(self.running, timeout, f"the streaming job to run its queries (log {self.log})")
 
     def running(self) -> bool:
         if self.proc.poll() is not None:

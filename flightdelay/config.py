@@ -16,6 +16,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "FD_"
 
 
+# Settings naming where a server is found; empty means FD_HOST.
+SERVER_HOSTS = ("kafka_host", "hdfs_host", "cassandra_host", "mongo_host", "mlflow_host", "nifi_host",
+                "airflow_host", "spark_master_host", "streaming_host")
+
+
 def _setting(default, doc: str):
     return field(default=default, metadata={"doc": doc})
 
@@ -27,8 +32,23 @@ class Settings:
                               "downloads: virtualenv, jars, built binaries (outside the clone)")
     state_dir: str = _setting(str(REPO_ROOT / ".run"),
                               "runtime state: data, logs and pid files of the local servers")
-    host: str = _setting("127.0.0.1", "address every local server binds to")
+    host: str = _setting("127.0.0.1", "address every local server binds to, and where clients find a server "
+                                      "whose own *_HOST setting is empty")
     java17_home: str = _setting("/usr/lib/jvm/java-17-openjdk-amd64", "JDK for Kafka, HDFS, Cassandra, Spark")
+
+    # Where clients find each server (empty: FD_HOST). One machine: leave them empty; containers or
+    # several hosts: the server's name on the network, e.g. FD_KAFKA_HOST=kafka.
+    kafka_host: str = _setting("", "host of the Kafka broker (empty: FD_HOST)")
+    hdfs_host: str = _setting("", "host of the HDFS NameNode (empty: FD_HOST)")
+    cassandra_host: str = _setting("", "host of the Cassandra contact point (empty: FD_HOST)")
+    mongo_host: str = _setting("", "host of the MongoDB wire server (empty: FD_HOST)")
+    mlflow_host: str = _setting("", "host of the MLflow tracking server (empty: FD_HOST)")
+    nifi_host: str = _setting("", "host of NiFi's REST API (empty: FD_HOST)")
+    airflow_host: str = _setting("", "host of the Airflow API server (empty: FD_HOST)")
+    spark_master_host: str = _setting("", "host of the Spark standalone master (empty: FD_HOST)")
+    streaming_host: str = _setting("", "host of the streaming job, whose Spark UI is probed (empty: FD_HOST)")
+    spark_driver_host: str = _setting("", "address this process's Spark driver gives its executors "
+                                          "(empty: FD_HOST)")
 
     # Kafka
     kafka_port: int = _setting(9092, "Kafka broker listener")
@@ -63,6 +83,17 @@ class Settings:
 
     # Spark and the streaming job
     spark_master: str = _setting("local[4]", "Spark master; real-time mode holds one task slot per Kafka partition")
+    spark_cluster: int = _setting(0, "1: run Spark as a standalone cluster (master + worker; make up starts "
+                                     "both) and submit to spark://FD_SPARK_MASTER_HOST:FD_SPARK_MASTER_PORT "
+                                     "instead of FD_SPARK_MASTER")
+    spark_master_port: int = _setting(7077, "Spark standalone master RPC (FD_SPARK_CLUSTER=1)")
+    spark_master_ui_port: int = _setting(8080, "Spark standalone master web UI and /json/ (FD_SPARK_CLUSTER=1)")
+    spark_worker_ui_port: int = _setting(8081, "Spark standalone worker web UI (FD_SPARK_CLUSTER=1)")
+    spark_worker_cores: int = _setting(4, "task slots a worker offers: real-time mode holds one per Kafka "
+                                          "partition for the predict query, the archive queries need more")
+    spark_worker_memory: str = _setting("1g", "memory a worker offers its executors")
+    spark_executor_memory: str = _setting("768m", "heap of each executor on the cluster")
+    spark_daemon_memory: str = _setting("256m", "heap of the standalone master and worker daemons")
     spark_driver_memory: str = _setting("2g", "Spark driver memory (local mode: all of Spark)")
     predict_trigger: str = _setting("realtime", "predict query trigger: realtime or microbatch")
     realtime_interval: str = _setting("5 minutes", "real-time batch length: checkpoint interval, max replay after a crash")
@@ -102,25 +133,49 @@ class Settings:
     airflow_parallelism: int = _setting(2, "Airflow LocalExecutor worker processes (tasks at once)")
     airflow_user: str = _setting("admin", "Airflow UI user; its password is generated once, printed by make up")
 
+    def __post_init__(self):
+        for name in (*SERVER_HOSTS, "spark_driver_host"):
+            if not getattr(self, name):
+                object.__setattr__(self, name, self.host)  # frozen: set once, while constructing
+
     @property
     def kafka_bootstrap(self) -> str:
-        return f"{self.host}:{self.kafka_port}"
+        return f"{self.kafka_host}:{self.kafka_port}"
 
     @property
     def hdfs_url(self) -> str:
-        return f"hdfs://{self.host}:{self.hdfs_rpc_port}"
+        return f"hdfs://{self.hdfs_host}:{self.hdfs_rpc_port}"
 
     @property
     def webhdfs_url(self) -> str:
-        return f"http://{self.host}:{self.hdfs_http_port}"
+        return f"http://{self.hdfs_host}:{self.hdfs_http_port}"
 
     @property
     def mongo_uri(self) -> str:
-        return f"mongodb://{self.host}:{self.mongo_port}/?directConnection=true"
+        return f"mongodb://{self.mongo_host}:{self.mongo_port}/?directConnection=true"
 
     @property
     def mlflow_uri(self) -> str:
-        return f"http://{self.host}:{self.mlflow_port}"
+        return f"http://{self.mlflow_host}:{self.mlflow_port}"
+
+    @property
+    def nifi_url(self) -> str:
+        return f"http://{self.nifi_host}:{self.nifi_port}"
+
+    @property
+    def spark_ui_url(self) -> str:
+        return f"http://{self.streaming_host}:{self.spark_ui_port}"
+
+    @property
+    def spark_master_url(self) -> str:
+        """Where Spark sessions are submitted: the standalone master, or FD_SPARK_MASTER."""
+        if self.spark_cluster:
+            return f"spark://{self.spark_master_host}:{self.spark_master_port}"
+        return self.spark_master
+
+    @property
+    def spark_master_web_url(self) -> str:
+        return f"http://{self.spark_master_host}:{self.spark_master_ui_port}"
 
     @property
     def platform_topics(self) -> tuple[str, ...]:
@@ -154,7 +209,7 @@ class Settings:
 
     @property
     def airflow_url(self) -> str:
-        return f"http://{self.host}:{self.airflow_port}"
+        return f"http://{self.airflow_host}:{self.airflow_port}"
 
     @property
     def streaming_status_file(self) -> Path:

@@ -52,7 +52,7 @@ def check_mlflow(s: Settings, timeout: float = 2.0) -> str:
 
 
 def check_spark_ui(s: Settings, timeout: float = 2.0) -> str:
-    apps = json.loads(http_get(f"http://{s.host}:{s.spark_ui_port}/api/v1/applications", timeout))
+    apps = json.loads(http_get(f"{s.spark_ui_url}/api/v1/applications", timeout))
     return ", ".join(a["name"] for a in apps) or "no application"
 
 
@@ -71,7 +71,7 @@ def check_cassandra(s: Settings, timeout: float = 3.0) -> str:
 
 
 def check_nifi(s: Settings, timeout: float = 2.0) -> str:
-    about = json.loads(http_get(f"http://{s.host}:{s.nifi_port}/nifi-api/flow/about", timeout))
+    about = json.loads(http_get(f"{s.nifi_url}/nifi-api/flow/about", timeout))
     return f"NiFi {about['about']['version']}"
 
 

@@ -19,6 +19,18 @@ def kafka_connector_jars(s: Settings) -> list[str]:
 QUICK_JIT = "-XX:TieredStopAtLevel=1"
 
 
+def cluster_conf(s: Settings) -> dict[str, str]:
+    """Executors of a standalone cluster: small heaps, the same JVM flags as the driver, and
+    executors whose Python (if a query ever needs one) is this interpreter."""
+    conf = {
+        "spark.executor.memory": s.spark_executor_memory,
+        "spark.executor.extraJavaOptions": "-Dio.netty.tryReflectionSetAccessible=true",
+    }
+    if os.environ.get("PYTHONPATH"):
+        conf["spark.executorEnv.PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return conf
+
+
 def get_spark(s: Settings, app_name: str, *, ui: bool = False, long_running: bool = False,
               extra: dict[str, str] | None = None):
     """Return the process's SparkSession, creating it with the project's configuration.
@@ -36,8 +48,8 @@ def get_spark(s: Settings, app_name: str, *, ui: bool = False, long_running: boo
     os.environ.setdefault("SPARK_LOCAL_IP", s.host)
     os.environ.setdefault("PYSPARK_PYTHON", os.sys.executable)
     conf = {
-        "spark.master": s.spark_master,
-        "spark.driver.host": s.host,
+        "spark.master": s.spark_master_url,
+        "spark.driver.host": s.spark_driver_host,
         "spark.driver.bindAddress": s.host,
         "spark.ui.enabled": "true" if ui else "false",
         "spark.ui.port": str(s.spark_ui_port),
@@ -54,8 +66,12 @@ def get_spark(s: Settings, app_name: str, *, ui: bool = False, long_running: boo
         # base64() output in one line (dead-letter records carry the original bytes as base64).
         "spark.sql.chunkBase64String.enabled": "false",
     }
+    if s.spark_master_url.startswith("spark://"):
+        conf.update(cluster_conf(s))
     jars = kafka_connector_jars(s)
     if jars:
+        # Local paths: on a cluster the driver serves them to every executor, which adds them
+        # to its classpath (no executor needs the cache, nor Ivy, nor the network).
         conf["spark.jars"] = ",".join(jars)
     conf.update(extra or {})
     builder = SparkSession.builder.appName(app_name)

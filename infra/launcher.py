@@ -5,8 +5,13 @@ Usage:
     python -m infra down [SERVICE ...]    stop the servers this launcher started (by pid)
     python -m infra status                one line per service: up/down, port, pid, log
     python -m infra install [SERVICE ...] only fetch into the cache
+    python -m infra bootstrap [SERVICE ...]  only create topics, keyspace and tables, indexes, the HDFS
+                                          directory and the registry's first model version, on servers
+                                          someone else started (e.g. containers); waits for each
+    python -m infra nifi-flow FILE        write NiFi's flow file (flow.json.gz) for these settings
 
-Without SERVICE names every server is meant. State (data, logs, pid files) lives in FD_STATE_DIR,
+Without SERVICE names every server is meant (bootstrap: the stores, Kafka and MLflow; the Spark
+cluster only with FD_SPARK_CLUSTER=1). State (data, logs, pid files) lives in FD_STATE_DIR,
 downloads in FD_CACHE_DIR; see ``python -m flightdelay.config``.
 """
 from __future__ import annotations
@@ -116,6 +121,35 @@ def stop(s: Settings, svc: Service) -> bool:
     return True
 
 
+# What `bootstrap` does without names: the servers whose bootstrap creates what the platform
+# writes to (the others' bootstrap only reports on, or waits for, a server the launcher started).
+BOOTSTRAPPED = ("kafka", "mongo", "cassandra", "hdfs", "mlflow")
+
+
+def bootstrap_only(s: Settings, services: list[Service]) -> None:
+    """Each service's bootstrap against a server started elsewhere, once it answers: the same
+    code `up` runs after starting a server, so there is one schema, one topic list."""
+    for svc in services:
+        began = time.monotonic()
+        wait_answering(s, svc)
+        svc.bootstrap(s)
+        print(f"[{svc.name}] bootstrapped at {svc.url(s)} in {time.monotonic() - began:.1f} s", flush=True)
+
+
+def wait_answering(s: Settings, svc: Service) -> None:
+    """Like wait_ready, for a server that is not this launcher's process."""
+    began = time.monotonic()
+    last_error = "no answer yet"
+    while time.monotonic() - began < svc.start_timeout:
+        try:
+            svc.probe(s)
+            return
+        except Exception as exc:  # the probe's failure is the information we report
+            last_error = f"{type(exc).__name__}: {exc}"
+        time.sleep(1.0)
+    raise StackError(f"{svc.name} not answering at {svc.url(s)} after {svc.start_timeout:.0f} s ({last_error})")
+
+
 def status_line(s: Settings, svc: Service) -> str:
     tracked = read_tracked(pid_file(s, svc))
     running = alive(tracked)
@@ -146,14 +180,23 @@ def down(s: Settings, services: list[Service]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra", description=__doc__.split("\n")[0])
-    parser.add_argument("action", choices=["up", "down", "status", "install"])
-    parser.add_argument("services", nargs="*")
+    parser.add_argument("action", choices=["up", "down", "status", "install", "bootstrap", "nifi-flow"])
+    parser.add_argument("services", nargs="*", help="service names (nifi-flow: the file to write)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     s = load_settings()
-    services = by_name(args.services) if args.services else all_services()
+    if args.action == "nifi-flow":
+        return write_nifi_flow(s, args.services)
+    if args.services:
+        services = by_name(args.services)
+    elif args.action == "bootstrap":
+        services = by_name(list(BOOTSTRAPPED))
+    else:  # down and status also cover what other settings enable (e.g. a cluster started earlier)
+        services = all_services(s if args.action in ("up", "install") else None)
     try:
-        if args.action == "up":
+        if args.action == "bootstrap":
+            bootstrap_only(s, services)
+        elif args.action == "up":
             began = time.monotonic()
             install_spark_connector(s)
             up(s, services)
@@ -170,4 +213,17 @@ def main(argv: list[str] | None = None) -> int:
     except StackError as exc:
         print(f"ERROR: {exc}", file=sys.stderr, flush=True)
         return 1
+    return 0
+
+
+def write_nifi_flow(s: Settings, args: list[str]) -> int:
+    """NiFi's flow file, rendered exactly as `up` renders it before starting NiFi (for a NiFi
+    that someone else starts, e.g. the official container, which loads it at start)."""
+    from nifi import deploy
+
+    if len(args) != 1:
+        print("usage: python -m infra nifi-flow FILE", file=sys.stderr)
+        return 2
+    deploy.write_flow(s, Path(args[0]))
+    print(f"[nifi] flow written to {args[0]} (Kafka {s.kafka_bootstrap}, topic {s.response_topic})", flush=True)
     return 0

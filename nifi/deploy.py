@@ -127,7 +127,7 @@ def write_conf(s: Settings, workdir: Path, *, lib: Path, extensions: Path, java:
 # --- the running flow, through the REST API ---------------------------------------------------
 
 def api(s: Settings, path: str, timeout: float = 5.0) -> dict:
-    return json.loads(http_get(f"http://{s.host}:{s.nifi_port}/nifi-api{path}", timeout))
+    return json.loads(http_get(f"{s.nifi_url}/nifi-api{path}", timeout))
 
 
 def running_processors(s: Settings) -> list[dict]:

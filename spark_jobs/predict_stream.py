@@ -57,7 +57,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     job.start()
-    log.info("streaming job running; Spark UI http://%s:%s", s.host, s.spark_ui_port)
+    log.info("streaming job running on %s; Spark UI %s", s.spark_master_url, s.spark_ui_url)
     try:
         job.run()
     finally:

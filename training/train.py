@@ -206,7 +206,7 @@ def write_output(out: ModelDir, model, reference) -> None:
 def registry_settings(args: argparse.Namespace, settings: Settings) -> Settings:
     """Settings naming the registry, model and alias of this run's command line."""
     uri = urlsplit(args.mlflow_uri)
-    return dataclasses.replace(settings, host=uri.hostname or settings.host, mlflow_port=uri.port or 80,
+    return dataclasses.replace(settings, mlflow_host=uri.hostname or settings.mlflow_host, mlflow_port=uri.port or 80,
                                model_name=args.model_name, model_alias=args.alias)
 
 

@@ -35,10 +35,10 @@ def session(s: Settings, *, keyspace: str | None = None, timeout: float = 10.0, 
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import WhiteListRoundRobinPolicy
 
-    profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy([s.host]),
+    profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy([s.cassandra_host]),
                                request_timeout=timeout)
     # Protocol v5 is Cassandra 5.0's default; naming it avoids the driver's downgrade warnings.
-    cluster = Cluster(contact_points=[s.host], port=s.cassandra_port, protocol_version=ProtocolVersion.V5,
+    cluster = Cluster(contact_points=[s.cassandra_host], port=s.cassandra_port, protocol_version=ProtocolVersion.V5,
                       execution_profiles={EXEC_PROFILE_DEFAULT: profile},
                       connect_timeout=timeout, control_connection_timeout=timeout,
                       schema_metadata_enabled=metadata, token_metadata_enabled=metadata)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib
 
+from flightdelay.config import Settings
 from infra.services.base import Service
 
 # name -> "module:Class", in start order (cheap servers first so failures surface early).
@@ -13,6 +14,8 @@ REGISTRY = {
     "mlflow": "infra.services.mlflow_server:MLflowServer",
     "hdfs": "infra.services.hdfs:Hdfs",
     "cassandra": "infra.services.cassandra:Cassandra",
+    "spark-master": "infra.services.spark_cluster:SparkMaster",
+    "spark-worker": "infra.services.spark_cluster:SparkWorker",
     "streaming": "infra.services.platform:StreamingJob",
     "webapp": "infra.services.platform:WebApp",
     "airflow": "infra.services.airflow:AirflowApiServer",
@@ -26,8 +29,11 @@ def _load(spec: str) -> Service:
     return getattr(importlib.import_module(module), cls)()
 
 
-def all_services() -> list[Service]:
-    return [_load(spec) for spec in REGISTRY.values()]
+def all_services(s: Settings | None = None) -> list[Service]:
+    """Every service; with Settings, only those these settings enable (e.g. the Spark cluster
+    only with FD_SPARK_CLUSTER=1)."""
+    services = [_load(spec) for spec in REGISTRY.values()]
+    return services if s is None else [svc for svc in services if svc.enabled(s)]
 
 
 def by_name(names: list[str]) -> list[Service]:

@@ -28,6 +28,10 @@ class Service:
     # Nothing later in the start order needs it: `make up` starts the next servers meanwhile.
     start_in_background: bool = False
 
+    def enabled(self, s: Settings) -> bool:
+        """Part of ``make up`` with these settings (a service named explicitly always is)."""
+        return True
+
     def nice(self, s: Settings) -> int:
         return s.store_nice if self.archive_store else 0
 

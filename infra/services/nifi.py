@@ -64,7 +64,7 @@ class NiFi(Service):
         return s.nifi_port
 
     def url(self, s: Settings) -> str:
-        return f"http://{s.host}:{s.nifi_port}/nifi"
+        return f"{s.nifi_url}/nifi"
 
     def install(self, s: Settings) -> None:
         # lib/ first: re-fetching it clears lib/java11 and lib/bootstrap, which are fetched next.

@@ -28,14 +28,16 @@ def platform_env(s: Settings) -> dict[str, str]:
 
 class StreamingJob(Service):
     name = "streaming"
-    start_timeout = 240.0
+    # Loading the served model from MLflow and starting four queries took 4-5 min on the shared
+    # 2-core machine under load (load average 25-50, FD_SPARK_CLUSTER=1, 2026-11-28).
+    start_timeout = 480.0
     stop_grace = 60.0
 
     def port(self, s: Settings) -> int:
         return s.spark_ui_port
 
     def url(self, s: Settings) -> str:
-        return f"http://{s.host}:{s.spark_ui_port}"
+        return s.spark_ui_url
 
     def install(self, s: Settings) -> None:
         install_spark_connector(s)  # the job reads and writes Kafka through Spark's connector

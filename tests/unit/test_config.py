@@ -36,3 +36,28 @@ def test_every_setting_is_documented_and_read_from_its_variable():
         default = getattr(Settings(), f.name)
         value = default + 1 if isinstance(default, (int, float)) else f"{default}-x"
         assert getattr(load_settings(environ={env_name(f.name): str(value)}), f.name) == value, f.name
+
+
+def test_server_hosts_follow_fd_host_unless_set():
+    s = load_settings(environ={"FD_HOST": "10.1.2.3", "FD_KAFKA_HOST": "kafka"})
+    assert s.kafka_bootstrap == "kafka:9092"
+    assert s.mongo_uri.startswith("mongodb://10.1.2.3:27017/") and s.hdfs_url == "hdfs://10.1.2.3:8020"
+    assert s.spark_driver_host == "10.1.2.3" and s.spark_ui_url == "http://10.1.2.3:4040"
+    assert load_settings(environ={"FD_MLFLOW_HOST": "mlflow"}).mlflow_uri == "http://mlflow:5000"
+
+
+def test_spark_cluster_setting_picks_the_master():
+    assert load_settings(environ={}).spark_master_url == "local[4]"
+    s = load_settings(environ={"FD_SPARK_CLUSTER": "1", "FD_SPARK_MASTER_PORT": "17077"})
+    assert s.spark_master_url == "spark://127.0.0.1:17077"
+    assert s.spark_master_web_url == "http://127.0.0.1:8080"
+
+
+def test_the_launcher_starts_the_spark_cluster_only_when_set():
+    from infra.services import all_services
+
+    local = [svc.name for svc in all_services(load_settings(environ={}))]
+    cluster = [svc.name for svc in all_services(load_settings(environ={"FD_SPARK_CLUSTER": "1"}))]
+    assert "spark-master" not in local and "spark-worker" not in local
+    assert cluster.index("spark-master") < cluster.index("spark-worker") < cluster.index("streaming")
+    assert {svc.name for svc in all_services()} >= {"spark-master", "spark-worker"}  # down stops them regardless
