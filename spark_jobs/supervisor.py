@@ -122,6 +122,9 @@ class PredictionJob:
 
 
 def first_line(error) -> str:
+    """The first line of an error; for a Java exception raised through py4j, its own message
+    (py4j's says only which call failed)."""
+    error = getattr(error, "java_exception", None) or error
     return str(error).strip().split("\n", 1)[0][:300] if error else "no error reported"
 
 
