@@ -1,6 +1,8 @@
 """Each fault under a steady load of valid requests, against the platform as `make up` runs it:
-afterwards every accepted request has exactly one response and one record in every store,
-and every connected browser got every result that reached Kafka while it was connected.
+afterwards every accepted request has a response, exactly one record in every store keyed by
+UUID and at least one line in NiFi's text archive (the response topic and that archive are
+at-least-once: their repeats are counted and shown), and every connected browser got every
+result that reached Kafka while it was connected.
 
 The cases share one stack and restore what they broke; the slow archives (parquet every
 FD_ARCHIVE_TRIGGER, NiFi every 10 s) are counted once for all cases by the last test.
