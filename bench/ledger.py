@@ -107,9 +107,9 @@ class Load(threading.Thread):
 
 
 class Topics(threading.Thread):
-    """Reads the response and dead-letter topics from the moment it is assigned (wait on
-    ``ready`` before producing): responses per UUID key, with the arrival time of the first,
-    and dead letters by key."""
+    """Reads the response and dead-letter topics from their ends at start (wait on ``ready``
+    before producing): responses per UUID key, with the arrival time of the first, and dead
+    letters by key."""
 
     def __init__(self, s: Settings):
         super().__init__(daemon=True, name="topics")
@@ -125,11 +125,20 @@ class Topics(threading.Thread):
         self.join(30)
 
     def run(self) -> None:
-        consumer = kafka.consumer(self.s, f"ledger-{time.time_ns()}",
-                                  {"auto.offset.reset": "latest", "enable.auto.commit": False})
-        consumer.subscribe([self.s.response_topic, self.s.dlq_topic],
-                           on_assign=lambda c, parts: self.ready.set() if len(parts) else None)
+        """Partitions are assigned by hand from their end offsets at start, with no consumer
+        group: a group rebalance (the broker fenced under load, a Kafka restart) would send an
+        uncommitted consumer back to "latest" and skip what arrived meanwhile."""
+        from confluent_kafka import TopicPartition
+
+        consumer = kafka.consumer(self.s, f"ledger-{time.time_ns()}", {"enable.auto.commit": False})
         try:
+            start = []
+            for topic in (self.s.response_topic, self.s.dlq_topic):
+                for p in consumer.list_topics(topic, timeout=30).topics[topic].partitions:
+                    high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+                    start.append(TopicPartition(topic, p, high))
+            consumer.assign(start)
+            self.ready.set()
             while not self._halt.is_set():
                 for msg in consumer.consume(1000, 0.2):
                     if msg.error():
@@ -290,8 +299,10 @@ class Ledger:
                 result["settled_after_s"] = None if missing else round(now - began, 1)
                 return result
             if now > next_note:
-                waiting = {o: len(uuids) - sum(1 for u in uuids if last.get(o, {}).get(u))
+                waiting = {o: (len(uuids) - sum(1 for u in uuids if last[o].get(u))) if o in last else "not countable yet"
                            for o in outputs if o not in complete}
+                if "responses" in waiting:
+                    waiting["responses"] = len(uuids) - self.topics.answered(uuids)
                 progress(f"  waiting for the outputs ({now - began:.0f} s), records still missing: {waiting}")
                 next_note = now + 30
             time.sleep(2)
