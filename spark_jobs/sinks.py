@@ -12,6 +12,7 @@ from typing import Callable, Iterable
 from flightdelay import kafka
 from flightdelay.config import Settings
 from flightdelay.schema import OPTIONAL_RESPONSE_FIELDS
+from flightdelay.stores import Refused
 
 log = logging.getLogger(__name__)
 
@@ -61,21 +62,30 @@ def missing_fields(record: dict, optional=OPTIONAL_RESPONSE_FIELDS) -> list[str]
 
 def write_batch(writer, name: str, batch_id: int, predictions: Iterable[dict], stop=lambda: False,
                 reject: Callable[[dict, str], None] | None = None) -> int:
-    """Convert each prediction for the store (a record the store cannot take is passed to
-    ``reject`` with the reason, never retried forever), then write them all, retrying while the
-    store is unavailable."""
-    rows = []
+    """Convert each prediction for the store, then write them all, retrying while the store is
+    unavailable. A record the store cannot take, found at conversion or refused by the store
+    itself (``Refused``), is passed to ``reject`` with the reason, never retried forever."""
+    rows, kept = [], []
+
+    def refuse(p: dict, reason: str) -> None:
+        log.error("uuid=%s cannot be stored by %s: %s", p.get("UUID"), name, reason)
+        if reject is not None:
+            reject(p, f"{name} cannot store it: {reason}")
+
     for p in predictions:
         try:
             rows.append(writer.convert(p))
+            kept.append(p)
         except (KeyError, TypeError, ValueError) as exc:
-            log.error("uuid=%s cannot be stored by %s: %s: %s", p.get("UUID"), name, type(exc).__name__, exc)
-            if reject is not None:
-                reject(p, f"{name} cannot store it: {type(exc).__name__}: {exc}")
+            refuse(p, f"{type(exc).__name__}: {exc}")
 
     def attempt():
         try:
             return writer.write(rows)
+        except Refused as exc:  # the rest is written; retrying the refused rows cannot help
+            for index, reason in sorted(exc.reasons.items()):
+                refuse(kept[index], reason)
+            return exc.written
         except Exception:
             if hasattr(writer, "reset"):
                 writer.reset()

@@ -31,6 +31,8 @@ class PredictionJob:
     served: ServedModel | None = None
     queries: dict = field(default_factory=dict)
     factories: dict = field(default_factory=dict)
+    failures: dict = field(default_factory=dict)   # query -> restarts since it was last seen running
+    retry_at: dict = field(default_factory=dict)   # query -> monotonic time of its next restart
 
     def start(self) -> None:
         s = self.settings
@@ -62,16 +64,38 @@ class PredictionJob:
             return False
         self.queries["predict"].stop()
         self.served = candidate
-        self.queries["predict"] = self.factories["predict"]()
+        self.restart("predict")
         return True
 
     def check_queries(self) -> None:
+        """Restart each query that died, from its checkpoint, pausing longer after each restart
+        that did not last (5, 10, 20, then every 30 s) so a store that stays down causes no
+        restart storm."""
         for name, query in list(self.queries.items()):
-            if query.isActive or self.stopping.is_set():
+            if self.stopping.is_set():
+                return
+            if query.isActive:
+                self.failures.pop(name, None)
                 continue
-            log.error("query %s stopped: %s; restarting it from its checkpoint", name, query.exception())
-            time.sleep(2)  # a query failing at once must not spin
+            if time.monotonic() < self.retry_at.get(name, 0.0):
+                continue
+            failures = self.failures[name] = self.failures.get(name, 0) + 1
+            self.retry_at[name] = time.monotonic() + min(30.0, 5.0 * 2 ** (failures - 1))
+            log.error("query %s stopped: %s; restarting it from its checkpoint (restart %d)", name,
+                      first_line(query.exception()), failures)
+            self.restart(name)
+
+    def restart(self, name: str) -> bool:
+        """Start query ``name`` again. If it cannot start (the parquet sink asks HDFS as it
+        starts: an HDFS outage fails here), log it and leave it to the next check: a store
+        outage must never end the job, whose predict query answers the users."""
+        try:
             self.queries[name] = self.factories[name]()
+            return True
+        except Exception as exc:  # the store is still down: check_queries tries again later
+            log.error("query %s could not start: %s: %s; next attempt in %.0f s", name, type(exc).__name__,
+                      first_line(exc), max(0.0, self.retry_at.get(name, 0.0) - time.monotonic()))
+            return False
 
     def run(self) -> None:
         while not self.stopping.wait(self.settings.model_poll_s):
@@ -95,6 +119,13 @@ class PredictionJob:
                 log.info("query %s stopped", name)
             except Exception:  # stopping is best effort; Spark exits with the process anyway
                 log.exception("query %s did not stop cleanly", name)
+
+
+def first_line(error) -> str:
+    """The first line of an error; for a Java exception raised through py4j, its own message
+    (py4j's says only which call failed)."""
+    error = getattr(error, "java_exception", None) or error
+    return str(error).strip().split("\n", 1)[0][:300] if error else "no error reported"
 
 
 def offset_total(offsets) -> int | None:

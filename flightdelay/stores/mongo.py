@@ -8,9 +8,11 @@ the history page), the bench and the tests.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 
 from flightdelay.config import Settings
+from flightdelay.stores import Refused
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +26,10 @@ INDEXES: tuple[tuple[tuple[tuple[str, int], ...], str], ...] = (
 )
 HISTORY_FILTERS = ("Route", "Carrier", "FlightDate", "model_version")
 DUPLICATE_KEY = 11000
+# Write errors that say the document itself is wrong (BadValue, FailedToParse, TypeMismatch,
+# DollarPrefixedFieldName, InvalidDBRef, EmptyFieldName, DottedFieldName, BSONObjectTooLarge,
+# DocumentValidationFailure, KeyTooLong): sending it again cannot succeed.
+REFUSED_DOCUMENT = frozenset({2, 9, 14, 52, 55, 56, 57, 10334, 121, 17280})
 
 
 def client(s: Settings, timeout_ms: int = 5000):
@@ -79,6 +85,30 @@ def document(p: dict) -> dict:
     return doc
 
 
+def unstorable(value, path: str = "") -> str | None:
+    """Why FerretDB would refuse ``value`` (a document or part of one), or None. FerretDB v1
+    refuses NaN and infinite numbers, keys starting with "$" or containing ".", and arrays
+    inside arrays; on a NaN it even drops the whole connection, which would look like an
+    outage and be retried forever, so documents are checked before they are sent."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{path or 'value'} is {value} (FerretDB stores finite numbers only)"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or not key or key.startswith("$") or "." in key:
+                return f"key {str(key)[:40]!r} in {path or 'the document'} (empty, starting with $ or containing .)"
+            reason = unstorable(item, f"{path}.{key}" if path else key)
+            if reason:
+                return reason
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            if isinstance(item, (list, tuple)):
+                return f"{path}[{i}] is an array inside an array (FerretDB has no nested arrays)"
+            reason = unstorable(item, f"{path}[{i}]")
+            if reason:
+                return reason
+    return None
+
+
 class MongoWriter:
     """Insert-if-absent keyed by the request UUID (``_id``): ``insert_many(ordered=False)``
     and duplicate-key errors (a replayed prediction) are ignored, so a UUID has exactly one
@@ -101,18 +131,30 @@ class MongoWriter:
         return collection(self._client, self.s)
 
     def convert(self, p: dict) -> dict:
-        return document(p)
+        """The document of ``p``; ValueError if the server would refuse it (a dead letter)."""
+        doc = document(p)
+        reason = unstorable(doc)
+        if reason:
+            raise ValueError(reason)
+        return doc
 
     def write(self, docs: list[dict]) -> int:
+        """Insert ``docs``; return how many are stored. Raises Refused (after writing the rest)
+        when the server refused documents for good, and any other error to be retried."""
         from pymongo.errors import BulkWriteError
 
+        refused: dict[int, str] = {}
         for start in range(0, len(docs), self.CHUNK):
             try:
                 self.collection().insert_many(docs[start:start + self.CHUNK], ordered=False)
             except BulkWriteError as exc:
-                others = [e for e in exc.details.get("writeErrors", []) if e.get("code") != DUPLICATE_KEY]
-                if others or exc.details.get("writeConcernErrors"):
+                errors = [e for e in exc.details.get("writeErrors", []) if e.get("code") != DUPLICATE_KEY]
+                if exc.details.get("writeConcernErrors") or any(e.get("code") not in REFUSED_DOCUMENT for e in errors):
                     raise
+                refused.update({start + e["index"]: f"MongoDB refused it: {e.get('errmsg', '')[:300]} "
+                                                    f"(code {e.get('code')})" for e in errors})
+        if refused:
+            raise Refused(len(docs) - len(refused), refused)
         return len(docs)
 
     def reset(self):

@@ -94,14 +94,15 @@ def parse_log(text: str) -> list[dict]:
     return [json.loads(line) for line in lines[1:] if line.strip()]
 
 
-def committed_files(entries: list[dict]) -> list[str]:
-    """Paths (without scheme and authority) of files added and not deleted, in log order."""
+def committed_files(entries: list[dict], since_ms: int | None = None) -> list[str]:
+    """Paths (without scheme and authority) of files added and not deleted, in log order;
+    with ``since_ms``, only files written at or after that time (epoch ms)."""
     live: dict[str, None] = {}
     for entry in entries:
         path = urlsplit(entry["path"]).path
         if entry.get("action") == "delete":
             live.pop(path, None)
-        else:
+        elif since_ms is None or entry.get("modificationTime", since_ms) >= since_ms:
             live[path] = None
     return list(live)
 
@@ -113,7 +114,7 @@ def partition_value(path: str, column: str) -> str | None:
     return None
 
 
-def committed_archive_files(hdfs, s: Settings) -> list[str]:
+def committed_archive_files(hdfs, s: Settings, since_ms: int | None = None) -> list[str]:
     log_dir = f"{s.prediction_archive_path}/_spark_metadata"
     if hdfs.status(log_dir, strict=False) is None:
         return []
@@ -121,7 +122,7 @@ def committed_archive_files(hdfs, s: Settings) -> list[str]:
     for name in latest_log_files(hdfs.list(log_dir)):
         with hdfs.read(f"{log_dir}/{name}", encoding="utf-8") as reader:
             entries.extend(parse_log(reader.read()))
-    return committed_files(entries)
+    return committed_files(entries, since_ms)
 
 
 def summary(hdfs, s: Settings) -> dict:

@@ -54,6 +54,13 @@ class Kafka(Service):
             "share.coordinator.state.topic.replication.factor": "1",
             "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
+            # The controller fences a broker whose heartbeat it has not handled for this long, and
+            # every partition loses its leader until the broker registers again. On a loaded shared
+            # machine the controller's own event queue fell 5-10 s behind (its log: "controller
+            # event queue overloaded. Timed out heartbeat from broker 1"), which fenced the broker
+            # (default 9 s): clients saw leader -1 and the readiness probe "no broker". With one
+            # node there is no other broker to fail over to, so a longer lease costs nothing.
+            "broker.session.timeout.ms": "30000",
             # Topics are created explicitly by bootstrap(); a typo in a topic name must not
             # silently create a new topic.
             "auto.create.topics.enable": "false",

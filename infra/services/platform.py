@@ -29,7 +29,8 @@ def platform_env(s: Settings) -> dict[str, str]:
 class StreamingJob(Service):
     name = "streaming"
     # Loading the served model from MLflow and starting four queries took 4-5 min on the shared
-    # 2-core machine under load (load average 25-50, FD_SPARK_CLUSTER=1, 2026-11-28).
+    # 2-core machine under load (load average 25-50, FD_SPARK_CLUSTER=1, 2026-11-28); a restart
+    # after a SIGKILL (the fault suite) 219 s, its four queries recovering their checkpoints.
     start_timeout = 480.0
     stop_grace = 60.0
 

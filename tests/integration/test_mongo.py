@@ -5,9 +5,8 @@ import dataclasses
 import uuid
 
 import pytest
-from pymongo.errors import BulkWriteError
 
-from flightdelay.stores import mongo
+from flightdelay.stores import Refused, mongo
 from flightdelay.stores.mongo import INDEXES, MongoWriter
 from infra.services.mongo import Mongo
 from spark_jobs.sinks import write_batch
@@ -81,10 +80,41 @@ def test_the_writer_inserts_more_than_one_chunk(fresh, client, monkeypatch):
     assert sorted(mongo.stored_uuids(mongo.collection(client, fresh))) == sorted(p["UUID"] for p in predictions)
 
 
-def test_an_error_other_than_a_duplicate_key_is_raised(fresh):
-    with pytest.raises(BulkWriteError) as failed:  # MongoDB and FerretDB refuse keys starting with $
-        write(fresh, prediction(), prediction(**{"$bad": 1}))
-    assert {e["code"] for e in failed.value.details["writeErrors"]} - {mongo.DUPLICATE_KEY}
+def test_documents_ferretdb_refuses_become_dead_letters_and_the_rest_is_written(fresh, client):
+    """NaN (on which FerretDB drops the connection), infinity, a key starting with $, an array
+    inside an array: each is rejected with its reason, once, and never blocks the batch."""
+    good = [prediction() for _ in range(3)]
+    bad = {"nan": prediction(probabilities=[float("nan"), 0.5, 0.3, 0.2]),
+           "inf": prediction(DepDelay=float("inf")),
+           "dollar": prediction(**{"$where": "1"}),
+           "nested": prediction(probabilities=[[0.1, 0.9], [0.5]])}
+    rejected = []
+    written = write_batch(MongoWriter(fresh), "archive-mongo", 1, [good[0], *bad.values(), *good[1:]],
+                          stop=lambda: True,  # a retryable failure would raise here, not loop
+                          reject=lambda record, reason: rejected.append((record["UUID"], reason)))
+    assert written == 3
+    reasons = dict(rejected)
+    assert len(rejected) == len(reasons) == 4
+    assert "finite numbers" in reasons[bad["nan"]["UUID"]] and "probabilities[0]" in reasons[bad["nan"]["UUID"]]
+    assert "DepDelay is inf" in reasons[bad["inf"]["UUID"]]
+    assert "$where" in reasons[bad["dollar"]["UUID"]]
+    assert "array inside an array" in reasons[bad["nested"]["UUID"]]
+    assert sorted(mongo.stored_uuids(mongo.collection(client, fresh))) == sorted(p["UUID"] for p in good)
+
+
+def test_a_document_the_server_itself_refuses_is_reported_and_the_rest_written(fresh, client):
+    """Past the writer's own check (a rule it does not know), the server's per-document
+    refusal is reported as Refused with the row's index, not raised for a retry."""
+    docs = [mongo.document(prediction()), {"_id": str(uuid.uuid4()), "a.b": 1}, mongo.document(prediction())]
+    writer = MongoWriter(fresh)
+    try:
+        with pytest.raises(Refused) as refused:
+            writer.write(docs)
+    finally:
+        writer.reset()
+    assert refused.value.written == 2 and list(refused.value.reasons) == [1]
+    assert "code 2" in refused.value.reasons[1]
+    assert sorted(mongo.stored_uuids(mongo.collection(client, fresh))) == sorted([docs[0]["_id"], docs[2]["_id"]])
 
 
 class CountingWriter(MongoWriter):

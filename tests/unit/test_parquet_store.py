@@ -24,6 +24,12 @@ def test_parse_log_and_committed_files():
     assert partition_value(files[0], "FlightDate") == "2013-12-25"
 
 
+def test_committed_files_since_a_time_leave_older_ones_out():
+    entries = [{"path": f"hdfs://h/a/part-{i}.parquet", "action": "add", "modificationTime": 1000 * i} for i in range(4)]
+    assert committed_files(entries, since_ms=2000) == ["/a/part-2.parquet", "/a/part-3.parquet"]
+    assert len(committed_files(entries)) == 4
+
+
 def test_parse_log_rejects_other_files():
     with pytest.raises(ValueError):
         parse_log('{"path": "x"}')

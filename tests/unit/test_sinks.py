@@ -1,6 +1,7 @@
 """Pure logic of the store writers, the archive queries' retries and the job's status (no servers)."""
 import datetime as dt
 import re
+import time
 import uuid
 
 import pytest
@@ -114,3 +115,50 @@ def test_missing_fields_ignores_the_optional_and_provenance_fields():
     assert OPTIONAL_RESPONSE_FIELDS == ("FlightNum",)
     record = {"UUID": "u", "FlightNum": None, "label": None, "_raw": None, "prediction": 2}
     assert missing_fields(record) == ["label"]
+
+
+class StubQuery:
+    """Just what the supervisor reads of a StreamingQuery."""
+
+    def __init__(self, active: bool, error: str | None = None):
+        self.isActive = active
+        self._error = error
+
+    def exception(self):
+        return self._error
+
+
+def test_a_query_that_cannot_restart_never_ends_the_job_and_is_retried_with_a_pause():
+    """An HDFS outage: the parquet query died and cannot even start again (the file sink asks
+    HDFS as it starts). The supervisor must keep the job (and the predict query) alive and try
+    again after a pause, not at every check and not by raising."""
+    from spark_jobs.supervisor import PredictionJob
+
+    attempts = []
+
+    def start_archive():
+        attempts.append(time.monotonic())
+        if len(attempts) < 3:
+            raise ConnectionError("Call to localhost:8020 failed on connection exception: Connection refused")
+        return StubQuery(active=True)
+
+    job = PredictionJob(spark=None, settings=load_settings({}))
+    predict = StubQuery(active=True)
+    job.queries = {"predict": predict, "archive-hdfs": StubQuery(active=False, error="TASK_WRITE_FAILED\n...")}
+    job.factories = {"predict": lambda: pytest.fail("a running query is never restarted"),
+                     "archive-hdfs": start_archive}
+
+    job.check_queries()  # first failure: restarted at once, which fails
+    assert len(attempts) == 1 and job.queries["predict"] is predict
+    job.check_queries()  # within the pause: no new attempt
+    assert len(attempts) == 1
+    first_pause = job.retry_at["archive-hdfs"] - attempts[0]
+    job.retry_at["archive-hdfs"] = 0.0  # the pause is over
+    job.check_queries()
+    assert len(attempts) == 2
+    assert job.retry_at["archive-hdfs"] - attempts[1] > first_pause  # it grows
+    job.retry_at["archive-hdfs"] = 0.0
+    job.check_queries()  # HDFS is back
+    assert len(attempts) == 3 and job.queries["archive-hdfs"].isActive
+    job.check_queries()  # seen running: the count of failed restarts starts over
+    assert "archive-hdfs" not in job.failures and len(attempts) == 3

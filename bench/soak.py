@@ -1,0 +1,191 @@
+"""Soak: the platform as `make up` runs it, under a steady load for a long time; flat memory and
+nothing lost.
+
+Usage:
+    python -m bench.soak [--minutes 10] [--rate 200] [--warmup 60] [--settle 900]
+
+Starts what is not running (like `make up`), then produces valid requests to the request topic
+at --rate per second for --minutes (after --warmup seconds at the same rate, which are part of
+the run: JVM heaps and caches fill up first), and finally waits (bounded, --settle) until every
+output holds every accepted request. The accounting is the fault suite's (bench.ledger): one
+response on the response topic and one record in MongoDB, both Cassandra tables, the HDFS
+parquet archive and NiFi's text archive per request. The resident memory (RSS) of every
+platform process is taken at the start of the timed part, every minute, and at the end.
+The soak's requests stay in the platform's stores, like any other traffic.
+Prints one progress line per step and, as its last line, one JSON object with the figures.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+from bench.ledger import OUTPUTS, Ledger, Load, Topics
+from flightdelay import status as job_status
+from flightdelay.config import Settings, load_settings
+from flightdelay.reference import load_reference
+from infra import launcher
+from infra.process import alive, read_tracked
+from infra.services import all_services
+
+log = logging.getLogger("bench.soak")
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def say(message: str) -> None:
+    print(f"[soak] {message}", flush=True)
+
+
+# -- resident memory of the platform's processes -----------------------------------------------
+def children_by_parent() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):  # a process that just ended
+            continue
+        tree.setdefault(parent, []).append(int(entry.name))
+    return tree
+
+
+def descendants(pid: int, tree: dict[int, list[int]]) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(tree.get(p, []))
+    return out
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_KB / 1024
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def command_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "?"
+
+
+def platform_rss(s: Settings) -> dict[str, float]:
+    """RSS in MB per platform process, by the launcher's pid files: each server with its child
+    processes (gunicorn's worker, Airflow's workers); the streaming job split into its Python
+    driver and Spark's JVM. HDFS runs its NameNode and DataNode in one MiniDFSCluster JVM."""
+    tree = children_by_parent()
+    out = {}
+    for svc in all_services():
+        tracked = read_tracked(launcher.pid_file(s, svc))
+        if not alive(tracked):
+            continue
+        pids = descendants(tracked.pid, tree)
+        if svc.name == "streaming":
+            jvm = [p for p in pids if command_name(p) == "java"]
+            out["streaming (Python driver)"] = round(sum(rss_mb(p) for p in pids if p not in jvm), 1)
+            out["streaming (Spark driver JVM)"] = round(sum(rss_mb(p) for p in jvm), 1)
+            continue
+        name = {"hdfs": "hdfs (NameNode + DataNode JVM)", "mongo": "mongo (FerretDB)"}.get(svc.name, svc.name)
+        out[name] = round(sum(rss_mb(p) for p in pids), 1)
+    return out
+
+
+# -- the run -----------------------------------------------------------------------------------
+def archive_lag(s: Settings) -> str:
+    status = job_status.read(s) or {}
+    queries = status.get("queries", {})
+    return ", ".join(f"{q.removeprefix('archive-')} backlog {queries.get(q, {}).get('backlog', '?')}"
+                     for q in ("archive-mongo", "archive-cassandra", "archive-hdfs"))
+
+
+def run(s: Settings, args) -> dict:
+    topics = Topics(s)
+    topics.start()
+    if not topics.ready.wait(60):
+        raise RuntimeError("the response topic reader was never assigned its partitions")
+    ledger = Ledger(s, topics)
+    load = Load(s, load_reference(), args.rate, seed=int(time.time()) % 1000, name="soak")
+    say(f"warm-up: {args.rate:g} requests/s for {args.warmup:g} s")
+    load.start()
+    samples = []
+    try:
+        wait_running(load, args.warmup)
+        rss_start = platform_rss(s)
+        samples.append({"minute": 0, "rss_mb": rss_start})
+        say(f"RSS at the start (MB): {json.dumps(rss_start)}")
+        began, sent_at_start = time.monotonic(), load.sent
+        end, minute = began + args.minutes * 60, 0
+        while time.monotonic() < end:
+            wait_running(load, min(began + (minute + 1) * 60, end) - time.monotonic())
+            minute += 1
+            rss = platform_rss(s)
+            samples.append({"minute": round((time.monotonic() - began) / 60, 1), "rss_mb": rss})
+            answered = topics.answered(list(load.snapshot()))
+            say(f"minute {minute}: sent {load.sent}, accepted {len(load.accepted)}, answered {answered}, "
+                f"not accepted {load.failed}; {archive_lag(s)}; total RSS {sum(rss.values()):.0f} MB")
+        timed_s = time.monotonic() - began
+        sent_timed = load.sent - sent_at_start
+    finally:
+        load.stop()
+    accepted = list(load.snapshot())
+    unanswered_at_end = len(accepted) - topics.answered(accepted)
+    say(f"load stopped: {len(accepted)} accepted; {unanswered_at_end} not answered yet; waiting up to "
+        f"{args.settle:g} s for every output")
+    figures = ledger.settle(accepted, args.settle, outputs=OUTPUTS, progress=lambda m: say(m.strip()))
+    rss_end = platform_rss(s)
+    topics.stop()
+    outputs = {o: figures[o] for o in OUTPUTS}
+    return {
+        "minutes": args.minutes, "rate_per_s": args.rate, "warmup_s": args.warmup,
+        "achieved_rate_per_s": round(sent_timed / timed_s, 1), "sent": load.sent, "accepted": len(accepted),
+        "not_accepted": load.failed, "unanswered_when_load_stopped": unanswered_at_end,
+        "settled_after_s": figures["settled_after_s"],
+        "lost": sum(v["lost"] for v in outputs.values()),
+        "duplicated_in_stores": sum(v["duplicated"] for o, v in outputs.items() if o != "responses"),
+        "duplicate_responses": outputs["responses"]["duplicated"], "outputs": outputs,
+        "rss_mb": {p: {"start": rss_start.get(p), "end": rss_end.get(p),
+                       "growth": None if p not in rss_start or p not in rss_end else round(rss_end[p] - rss_start[p], 1)}
+                   for p in sorted(set(rss_start) | set(rss_end))},
+        "rss_samples": samples,
+    }
+
+
+def wait_running(load: Load, seconds: float) -> None:
+    """Let the load run ``seconds`` (the soak's length is the point, not a condition); stop
+    early with an error if the producer thread died."""
+    deadline = time.monotonic() + max(0.0, seconds)
+    while time.monotonic() < deadline:
+        if not load.is_alive():
+            raise RuntimeError("the load producer stopped")
+        time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--minutes", type=float, default=10.0, help="timed length of the soak")
+    parser.add_argument("--rate", type=float, default=200.0,
+                        help="requests per second (default 200: what a shared 2-core machine holds with every "
+                             "store and NiFi on; raise it on a quiet machine)")
+    parser.add_argument("--warmup", type=float, default=60.0, help="seconds of load before the timed part")
+    parser.add_argument("--settle", type=float, default=900.0, help="max seconds to wait for every output")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    s = load_settings()
+    say("starting what is not running yet (as make up)")
+    launcher.up(s, all_services())
+    figures = run(s, args)
+    say("RSS per process, start -> end (MB): " + ", ".join(
+        f"{p} {v['start']} -> {v['end']}" for p, v in figures["rss_mb"].items()))
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
