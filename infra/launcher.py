@@ -19,7 +19,7 @@ from pathlib import Path
 
 from flightdelay.config import Settings, load_settings
 from infra.process import StackError, alive, read_tracked, spawn, tail, terminate
-from infra.services import all_services, by_name
+from infra.services import all_services, by_name, with_needs
 from infra.services.base import Service
 from infra.services.spark_connector import install_spark_connector
 
@@ -151,7 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     s = load_settings()
-    services = by_name(args.services) if args.services else all_services()
+    if not args.services:
+        services = all_services()
+    elif args.action in ("up", "install"):  # `up mongo` also starts the PostgreSQL it stores in
+        services = by_name(with_needs(args.services))
+    else:
+        services = by_name(args.services)
     try:
         if args.action == "up":
             began = time.monotonic()

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
+from datetime import date
 
 from flask import Blueprint, Response, abort, current_app, render_template, request
 
@@ -10,6 +12,7 @@ from flightdelay import health
 from flightdelay import status as job_status
 from flightdelay.schema import LABELS
 from flightdelay.stores import text_archive
+from flightdelay.stores.mongo import HistoryQuery, history_filters
 from webapp.predictions import served_reference
 
 log = logging.getLogger(__name__)
@@ -43,29 +46,45 @@ def form_options(reference) -> dict:
     }
 
 
+HISTORY_FORM = ("Route", "Carrier", "FlightDate", "model_version", "prediction", "from", "to")
+_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_CURSOR = re.compile(r"^([0-9]{1,15})_([0-9a-fA-F-]{0,36})$")
+
+
 @bp.get("/history")
 def history():
-    filters = {name: request.args.get(name, "").strip() for name in
-               ("Route", "Carrier", "FlightDate", "model_version")}
-    page = page_number(request.args.get("page"))
+    form = {name: request.args.get(name, "").strip()[:40] for name in HISTORY_FORM}
+    query = history_query(form, request.args.get("before"))
     error, result = None, None
     try:
-        result = _stores().history(filters, page=page)
+        result = _stores().history(query)
     except Exception as exc:  # MongoDB unavailable: the page says so instead of a 500
         log.warning("history query failed: %s", exc)
         error = f"MongoDB is not answering ({type(exc).__name__}); is the stack up? (make status)"
-    return render_template("history.html", result=result, filters=filters, error=error, labels=LABELS)
+    links = {k: v for k, v in form.items() if v}
+    return render_template("history.html", result=result, filters=form, links=links, error=error,
+                           labels=LABELS, newer=bool(query.before))
 
 
-MAX_PAGE = 100_000
+def day_or_none(raw: str) -> str | None:
+    """A YYYY-MM-DD day from the query string, or None (absent or malformed: no bound)."""
+    if not _DAY.match(raw or ""):
+        return None
+    try:
+        return date.fromisoformat(raw).isoformat()
+    except ValueError:
+        return None
 
 
-def page_number(raw: str | None) -> int:
-    """A page number from the query string, clamped to 1..MAX_PAGE (absurd or unparseable: 1)."""
-    text = (raw or "1").strip()
-    if not text.isascii() or not text.isdigit() or len(text) > 9:
-        return 1
-    return max(1, min(MAX_PAGE, int(text)))
+def history_cursor(raw: str | None) -> tuple[int, str] | None:
+    """The keyset cursor ``<requested_at ms>_<UUID>`` of an "older" link, or None."""
+    match = _CURSOR.match((raw or "").strip())
+    return (int(match.group(1)), match.group(2)) if match else None
+
+
+def history_query(form: dict, before: str | None) -> HistoryQuery:
+    return HistoryQuery(filters=history_filters(form), date_from=day_or_none(form.get("from", "")),
+                        date_to=day_or_none(form.get("to", "")), before=history_cursor(before))
 
 
 @bp.get("/archive")
