@@ -10,7 +10,7 @@ VENV_STAMP := $(VENV)/.installed-$(REQS_HASH)
 SERVICES ?=
 PYTEST_ARGS ?=
 
-.PHONY: help venv install up down status lint test test-unit train bench chromium screenshots
+.PHONY: help venv install up down status lint test test-unit train bench chromium postgresql screenshots
 
 help:
 	@echo "make up       install what is missing, start every server and the platform"
@@ -36,7 +36,7 @@ $(VENV_STAMP): $(REQS) constraints.txt
 install: venv
 	$(PY) -m infra install $(SERVICES)
 
-up: venv
+up: venv postgresql
 	$(PY) -m infra up $(SERVICES)
 
 down:
@@ -49,13 +49,18 @@ status: venv
 lint: venv
 	$(PY) -m ruff check .
 
-test: venv chromium lint
+test: venv chromium postgresql lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The e2e tests drive Debian's Chromium (a browser download is not possible here).
 chromium:
 	@command -v chromium >/dev/null || { echo "[chromium] installing Debian's chromium for the e2e tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# FerretDB stores in Debian's PostgreSQL (run by the launcher as the `postgres` user, never root).
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { echo "[postgresql] installing Debian's postgresql for FerretDB"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
 # Real screenshots of the running pages into img/ (used by the README).
 screenshots: venv chromium
@@ -76,3 +81,4 @@ bench: venv
 	$(PY) -m infra up
 	$(PY) -m bench.webapp
 	$(PY) -m bench.sync_route
+	$(PY) -m bench.queries $(QUERY_BENCH_ARGS)

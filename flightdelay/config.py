@@ -58,7 +58,7 @@ class Settings:
     mongo_backend: str = _setting("postgresql", "FerretDB storage: postgresql (indexed history queries) or sqlite")
 
     # PostgreSQL (FerretDB's storage; loopback only, trust authentication)
-    postgres_port: int = _setting(5432, "PostgreSQL server under FerretDB")
+    postgres_port: int = _setting(15432, "PostgreSQL under FerretDB (not 5432: Debian's package may run its own cluster there)")
     postgres_user: str = _setting("postgres", "system user the PostgreSQL server runs as (never root)")
 
     # MLflow

@@ -87,16 +87,31 @@ def history_query(form: dict, before: str | None) -> HistoryQuery:
                         date_to=day_or_none(form.get("to", "")), before=history_cursor(before))
 
 
+ARCHIVE_DAYS_PER_PAGE = 31
+
+
 @bp.get("/archive")
 def archive():
-    error, summary = None, None
+    error, summary, table = None, None, None
     try:
         summary = _stores().archive_summary()
+        table = archive_table(summary["per_day"], request.args.get("days_page"))
     except Exception as exc:  # HDFS unavailable or archive not written yet
         log.warning("archive summary failed: %s", exc)
         error = f"The HDFS archive could not be read ({type(exc).__name__}: {exc})"
-    return render_template("archive.html", summary=summary, error=error, labels=LABELS,
+    return render_template("archive.html", summary=summary, table=table, error=error, labels=LABELS,
                            text_archive=text_archive_summary(_settings()))
+
+
+def archive_table(per_day: dict, raw_page: str | None) -> dict:
+    """One page of the per-flight-date table, newest date first (the chart shows them all)."""
+    days = sorted(per_day, reverse=True)
+    pages = max(1, -(-len(days) // ARCHIVE_DAYS_PER_PAGE))
+    text = (raw_page or "1").strip()
+    page = int(text) if text.isascii() and text.isdigit() and len(text) < 7 else 1
+    page = max(1, min(pages, page))
+    shown = days[(page - 1) * ARCHIVE_DAYS_PER_PAGE:page * ARCHIVE_DAYS_PER_PAGE]
+    return {"rows": [(day, per_day[day]) for day in shown], "page": page, "pages": pages}
 
 
 def text_archive_summary(s) -> dict:
@@ -164,6 +179,17 @@ def vendor_socketio():
     path = _settings().cache / "npm" / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
     if not path.exists():
         log.error("Socket.IO client missing at %s; run `make up` (or `make install`)", path)
+        abort(404)
+    return Response(path.read_bytes(), mimetype="application/javascript",
+                    headers={"Cache-Control": "public, max-age=86400"})
+
+
+@bp.get("/vendor/chart.umd.min.js")
+def vendor_chartjs():
+    """Chart.js (the archive page's chart), fetched from npm into the cache by `make up`."""
+    path = _settings().cache / "npm" / "node_modules" / "chart.js" / "dist" / "chart.umd.min.js"
+    if not path.exists():
+        log.error("Chart.js missing at %s; run `make up` (or `make install`)", path)
         abort(404)
     return Response(path.read_bytes(), mimetype="application/javascript",
                     headers={"Cache-Control": "public, max-age=86400"})

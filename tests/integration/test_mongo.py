@@ -8,7 +8,7 @@ import pytest
 from pymongo.errors import BulkWriteError
 
 from flightdelay.stores import mongo
-from flightdelay.stores.mongo import INDEXES, MongoWriter
+from flightdelay.stores.mongo import MongoWriter
 from infra.services.mongo import Mongo
 from spark_jobs.sinks import write_batch
 
