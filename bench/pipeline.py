@@ -35,7 +35,7 @@ from flightdelay.config import load_settings
 from flightdelay.reference import load_reference
 from flightdelay.stores import cassandra, mongo
 from infra import launcher
-from infra.services import by_name
+from infra.services import by_name, with_needs
 
 log = logging.getLogger("bench.pipeline")
 ARCHIVE_QUERIES = ("archive-mongo", "archive-cassandra")
@@ -182,7 +182,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, interrupt)
     base = load_settings()
     say("starting the servers")
-    launcher.up(base, by_name(["kafka", "mongo", "cassandra", "hdfs", "mlflow"]))
+    launcher.up(base, by_name(with_needs(["kafka", "mongo", "cassandra", "hdfs", "mlflow"])))
     reference = load_reference()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         job = JobProcess(Path(tmp), FD_ARCHIVE_TRIGGER="60 seconds", FD_MODEL_POLL_S="10")
