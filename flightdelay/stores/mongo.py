@@ -2,8 +2,9 @@
 ``FD_MONGO_DATABASE.FD_MONGO_COLLECTION``, one document per request UUID (``_id``).
 
 Created with its indexes by the launcher (``ensure_collection``), written by the job's
-archive-mongo query (``MongoWriter``: insert-if-absent), read by the web app (one prediction,
-the history page), the bench and the tests.
+archive-mongo query (``MongoWriter``: insert-if-absent, plus per-day counts in
+``<collection>_days``), read by the web app (one prediction, the history page: ``history``), the
+bench (bench/queries.py) and the tests.
 """
 from __future__ import annotations
 
@@ -214,7 +215,7 @@ def stored_uuids(coll) -> list[str]:
 # few candidates is read with one query {requested_day, filters...}, a busier day hour by hour
 # {requested_hour, filters...}. Rows of a bucket are sorted in Python and cut at the keyset
 # cursor (requested_at, UUID) of the previous page, so a deep page costs what the first does.
-DAY_QUERY_MAX = 2000  # candidates above which a day is read hour by hour
+DAY_QUERY_MAX = 500  # candidates above which a day is read hour by hour
 MAX_DAYS_WALKED = 400  # per page: a filter matching nothing stops after this many days
 COUNT_DAYS_MAX = 62  # a date range up to this long is counted day by day, longer ones from ALL_DAYS
 
