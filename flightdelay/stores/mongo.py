@@ -300,6 +300,7 @@ def history(coll, summary, query: HistoryQuery) -> HistoryPage:
         newest = min(newest, request_hour(query.before[0])[:10])
     oldest = max(filter(None, (everything["first"], query.date_from)))
     keep = older_than(query.before)
+    cursor_hour = request_hour(query.before[0]) if query.before is not None else None
     rows: list[dict] = []
     buckets = walked = 0
     day_docs: dict[str, dict | None] = {}
@@ -317,8 +318,8 @@ def history(coll, summary, query: HistoryQuery) -> HistoryPage:
             rows.extend(found[:query.page_size - len(rows)])
         else:
             for hour in sorted(day_doc.get("hours", {}), reverse=True):
-                if candidates(day_doc, query.filters, hour) == 0:
-                    continue
+                if candidates(day_doc, query.filters, hour) == 0 or (cursor_hour and f"{day}T{hour}" > cursor_hour):
+                    continue  # nothing there, or all of it newer than the previous page
                 buckets += 1
                 found = newest_first(d for d in coll.find({"requested_hour": f"{day}T{hour}", **query.filters})
                                      if keep(d))
@@ -330,7 +331,7 @@ def history(coll, summary, query: HistoryQuery) -> HistoryPage:
     more = len(rows) >= query.page_size and walked <= MAX_DAYS_WALKED
     next_before = (rows[-1]["requested_at"], rows[-1]["UUID"]) if more else None
     if len(rows) < query.page_size and walked > MAX_DAYS_WALKED:  # stopped early: offer to go on
-        next_before = (date_start_ms(day), "")
+        next_before = (date_start_ms(day) + 86_400_000, "")  # the next page starts with that day
     count, kind, note = estimate_count(summary, everything, query, day_docs)
     return HistoryPage([response_fields(r) for r in rows], count, kind, note, query, next_before, buckets)
 
