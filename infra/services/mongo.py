@@ -10,7 +10,7 @@ in its database ``ferretdb``; on SQLite one ``<database>.sqlite`` file per datab
 On PostgreSQL FerretDB pushes top-level equality filters down as ``_jsonb->'field' @> value``;
 the btree indexes FerretDB itself creates (``_jsonb->'field'``) cannot serve ``@>``, so bootstrap()
 adds GIN expression indexes on the history page's equality keys straight onto FerretDB's
-table (``ensure_postgres_indexes``, checked with EXPLAIN in tests/integration/test_history.py).
+table (``ensure_postgres_indexes``, checked with EXPLAIN in tests/integration/test_mongo.py).
 
 FerretDB v1 on SQLite only pushes a filter down to SQL when it is exactly ``{_id: <string>}``;
 every other find (and every sort but ``$natural``) decodes the whole collection and filters/sorts
