@@ -20,19 +20,22 @@ log = logging.getLogger(__name__)
 # The history page is served by equality queries only (module "History at scale" below):
 # each document carries its request's UTC day and hour as bucket keys, and a small summary
 # collection (``<collection>_days``, one document per request day) counts what each day holds.
-BUCKET_FIELDS = ("requested_day", "requested_hour")
+BUCKET_FIELDS = ("requested_day", "requested_hour", "requested_slot")  # day, hour, 10 minutes
 # Summary dimensions: the filters whose per-day counts let a walk skip days without matches.
 SUMMARY_DIMENSIONS = ("Route", "Carrier", "prediction")
 HISTORY_FILTERS = ("Route", "Carrier", "FlightDate", "model_version", "prediction")
 # FerretDB on PostgreSQL pushes top-level equalities down as ``_jsonb->'f' @> v``: one GIN
 # expression index per key serves them (infra.services.mongo.ensure_postgres_indexes).
-POSTGRES_GIN_FIELDS = (*BUCKET_FIELDS, "Route", "Carrier", "prediction")
+# ``_id`` too: FerretDB's own unique index on it is a btree, so even a lookup by UUID (the
+# API's GET /predictions/<uuid>) scanned the table: 2.5 s at a million predictions.
+POSTGRES_GIN_FIELDS = ("_id", *BUCKET_FIELDS, "Route", "Carrier", "prediction")
 # Indexes for a real MongoDB (docker-compose): the bucket keys. FerretDB gets none of these:
 # its own indexes are btree on ``_jsonb->'f'``, which no pushed-down query can use, and each
 # one costs insert time (README, "Querying the data").
 INDEXES: tuple[tuple[tuple[tuple[str, int], ...], str], ...] = (
     ((("requested_day", 1), ("requested_at", -1)), "requested_day_1_requested_at_-1"),
     ((("requested_hour", 1), ("requested_at", -1)), "requested_hour_1_requested_at_-1"),
+    ((("requested_slot", 1), ("requested_at", -1)), "requested_slot_1_requested_at_-1"),
 )
 DUPLICATE_KEY = 11000
 ALL_DAYS = "all"  # the summary document over every day: overall counts, first and last day
@@ -93,9 +96,15 @@ def drop_collection(s: Settings) -> None:
 
 
 # -- writing -----------------------------------------------------------------------------------
+def request_slot(requested_at_ms: int) -> str:
+    """The UTC 10-minute slot of a request, ``YYYY-MM-DDTHH:M`` (M: tens of minutes); its first
+    13 characters are the hour, its first 10 the day."""
+    return datetime.fromtimestamp(requested_at_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M")[:-1]
+
+
 def request_hour(requested_at_ms: int) -> str:
     """The UTC hour of a request, ``YYYY-MM-DDTHH`` (its first 10 characters are the day)."""
-    return datetime.fromtimestamp(requested_at_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H")
+    return request_slot(requested_at_ms)[:13]
 
 
 def document(p: dict) -> dict:
@@ -103,8 +112,8 @@ def document(p: dict) -> dict:
     start with "_"), keyed by the request UUID, plus its bucket keys (BUCKET_FIELDS)."""
     doc = {k: v for k, v in p.items() if not k.startswith("_")}
     doc["_id"] = p["UUID"]
-    hour = request_hour(int(p["requested_at"]))
-    doc["requested_day"], doc["requested_hour"] = hour[:10], hour
+    slot = request_slot(int(p["requested_at"]))
+    doc["requested_day"], doc["requested_hour"], doc["requested_slot"] = slot[:10], slot[:13], slot
     return doc
 
 
@@ -115,13 +124,15 @@ def response_fields(doc: dict) -> dict:
 
 def summary_increments(docs: list[dict]) -> dict[str, dict[str, int]]:
     """Per request day, the ``$inc`` of the day's summary document for ``docs``: the total,
-    per hour, per value of each SUMMARY_DIMENSIONS."""
+    per hour (``hours.HH``), per 10-minute slot (``slots.HHM``), per value of each
+    SUMMARY_DIMENSIONS."""
     days: dict[str, Counter] = {}
     for doc in docs:
-        day, hour = doc["requested_day"], doc["requested_hour"][11:13]
+        day, slot = doc["requested_day"], doc["requested_slot"]
         inc = days.setdefault(day, Counter())
         inc["n"] += 1
-        inc[f"hours.{hour}"] += 1
+        inc[f"hours.{slot[11:13]}"] += 1
+        inc[f"slots.{slot[11:13]}{slot[14]}"] += 1
         for dim in SUMMARY_DIMENSIONS:
             inc[f"{dim}.{doc.get(dim)}"] += 1
     return {day: dict(inc) for day, inc in days.items()}
@@ -136,7 +147,7 @@ def update_summary(summary, docs: list[dict]) -> None:
     days = summary_increments(docs)
     for day, inc in sorted(days.items()):
         summary.update_one({"_id": day}, {"$inc": inc}, upsert=True)
-        total.update({k: v for k, v in inc.items() if not k.startswith("hours.")})
+        total.update({k: v for k, v in inc.items() if not k.startswith(("hours.", "slots."))})
     if days:
         summary.update_one({"_id": ALL_DAYS}, {"$inc": dict(total), "$min": {"first": min(days)},
                                                "$max": {"last": max(days)}}, upsert=True)
@@ -211,11 +222,13 @@ def stored_uuids(coll) -> list[str]:
 # Newest-first pages over a million documents, with filters, from equality queries only: the
 # only kind FerretDB pushes down to PostgreSQL (no range, no sort, no limit once a filter is set;
 # on SQLite not even that). A page walks request days newest first; each day's summary
-# document (one lookup by _id) says whether the day can hold a match and how many; a day with
-# few candidates is read with one query {requested_day, filters...}, a busier day hour by hour
-# {requested_hour, filters...}. Rows of a bucket are sorted in Python and cut at the keyset
-# cursor (requested_at, UUID) of the previous page, so a deep page costs what the first does.
-DAY_QUERY_MAX = 500  # candidates above which a day is read hour by hour
+# document (one lookup by _id) says whether the day can hold a match and about how many, per
+# hour and per 10-minute slot too. Each bucket is read with one equality query
+# {requested_day | requested_hour | requested_slot, filters...}, choosing the coarsest bucket
+# expected to hold at most BUCKET_ROWS matches: FerretDB decodes every row PostgreSQL returns,
+# which is the main cost of a page. Rows are sorted in Python and cut at the keyset cursor
+# (requested_at, UUID) of the previous page, so a deep page costs what the first does.
+BUCKET_ROWS = 100
 MAX_DAYS_WALKED = 400  # per page: a filter matching nothing stops after this many days
 COUNT_DAYS_MAX = 62  # a date range up to this long is counted day by day, longer ones from ALL_DAYS
 
@@ -272,6 +285,33 @@ def candidates(summary_doc: dict | None, filters: dict, hour: str | None = None)
     return bound
 
 
+def buckets(day: str, day_doc: dict, filters: dict, cursor_slot: str | None):
+    """The equality buckets to read of one day, newest first, as ``(field, value)``: the whole
+    day, its hours, or the 10-minute slots of an hour, whichever is expected to hold at most
+    BUCKET_ROWS matches (the day's match rate applied to each hour's and slot's count).
+    Buckets newer than ``cursor_slot`` (the previous page's last row) are skipped."""
+    bound, n = candidates(day_doc, filters), day_doc.get("n", 0)
+    if bound == 0 or n == 0 or (cursor_slot is not None and cursor_slot[:10] < day):
+        return
+    if bound <= BUCKET_ROWS:
+        yield "requested_day", day
+        return
+    rate = bound / n
+    slots = day_doc.get("slots", {})
+    for hour, count in sorted(day_doc.get("hours", {}).items(), reverse=True):
+        hour_key = f"{day}T{hour}"
+        if count == 0 or (cursor_slot is not None and hour_key > cursor_slot[:13]):
+            continue
+        hour_slots = sorted(((s, c) for s, c in slots.items() if s[:2] == hour and c), reverse=True)
+        if count * rate <= BUCKET_ROWS or not hour_slots:
+            yield "requested_hour", hour_key
+            continue
+        for slot, _ in hour_slots:
+            slot_key = f"{hour_key}:{slot[2]}"
+            if cursor_slot is None or slot_key <= cursor_slot:
+                yield "requested_slot", slot_key
+
+
 def days_back(newest: str, oldest: str):
     day, stop = date.fromisoformat(newest), date.fromisoformat(oldest)
     while day >= stop:
@@ -296,36 +336,25 @@ def history(coll, summary, query: HistoryQuery) -> HistoryPage:
     if not everything:
         return HistoryPage([], 0, "exactly", "nothing stored yet", query, None)
     newest = min(filter(None, (everything["last"], query.date_to)))
-    if query.before is not None:
-        newest = min(newest, request_hour(query.before[0])[:10])
+    cursor_slot = request_slot(query.before[0]) if query.before is not None else None
+    if cursor_slot is not None:
+        newest = min(newest, cursor_slot[:10])
     oldest = max(filter(None, (everything["first"], query.date_from)))
     keep = older_than(query.before)
-    cursor_hour = request_hour(query.before[0]) if query.before is not None else None
     rows: list[dict] = []
-    buckets = walked = 0
+    read = walked = 0
     day_docs: dict[str, dict | None] = {}
     for day in days_back(newest, oldest):
         walked += 1
         if walked > MAX_DAYS_WALKED:
             break
         day_doc = day_docs[day] = summary.find_one({"_id": day})
-        bound = candidates(day_doc, query.filters)
-        if bound == 0:
-            continue
-        if bound <= DAY_QUERY_MAX:
-            buckets += 1
-            found = newest_first(d for d in coll.find({"requested_day": day, **query.filters}) if keep(d))
+        for key, value in buckets(day, day_doc or {}, query.filters, cursor_slot):
+            read += 1
+            found = newest_first(d for d in coll.find({key: value, **query.filters}) if keep(d))
             rows.extend(found[:query.page_size - len(rows)])
-        else:
-            for hour in sorted(day_doc.get("hours", {}), reverse=True):
-                if candidates(day_doc, query.filters, hour) == 0 or (cursor_hour and f"{day}T{hour}" > cursor_hour):
-                    continue  # nothing there, or all of it newer than the previous page
-                buckets += 1
-                found = newest_first(d for d in coll.find({"requested_hour": f"{day}T{hour}", **query.filters})
-                                     if keep(d))
-                rows.extend(found[:query.page_size - len(rows)])
-                if len(rows) >= query.page_size:
-                    break
+            if len(rows) >= query.page_size:
+                break
         if len(rows) >= query.page_size:
             break
     more = len(rows) >= query.page_size and walked <= MAX_DAYS_WALKED
@@ -333,7 +362,7 @@ def history(coll, summary, query: HistoryQuery) -> HistoryPage:
     if len(rows) < query.page_size and walked > MAX_DAYS_WALKED:  # stopped early: offer to go on
         next_before = (date_start_ms(day) + 86_400_000, "")  # the next page starts with that day
     count, kind, note = estimate_count(summary, everything, query, day_docs)
-    return HistoryPage([response_fields(r) for r in rows], count, kind, note, query, next_before, buckets)
+    return HistoryPage([response_fields(r) for r in rows], count, kind, note, query, next_before, read)
 
 
 def date_start_ms(day: str) -> int:

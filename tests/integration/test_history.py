@@ -1,5 +1,5 @@
 """The history walk (flightdelay.stores.mongo.history) against the real MongoDB-wire server:
-newest first across days and hours, filters, keyset pages, the count estimate, date ranges."""
+newest first across days, hours and 10-minute slots, filters, keyset pages, the count estimate, date ranges."""
 import dataclasses
 import uuid
 
@@ -75,10 +75,13 @@ def test_pages_walk_every_prediction_newest_first_once(stored, client):
 
 def test_busy_days_are_read_hour_by_hour_with_the_same_result(stored, client, monkeypatch):
     s, predictions = stored
-    monkeypatch.setattr(mongo, "DAY_QUERY_MAX", 3)  # every day (12 predictions) is "busy"
+    monkeypatch.setattr(mongo, "BUCKET_ROWS", 0)  # every day and hour is "busy": read by 10-minute slot
     pages = walk(client, s, HistoryQuery(page_size=5))
     assert uuids(pages) == newest_first(predictions)
-    assert pages[0].buckets_read >= 5  # one query per hour holding a prediction
+    assert pages[0].buckets_read == 5  # one query per slot holding a prediction (one each here)
+    monkeypatch.setattr(mongo, "BUCKET_ROWS", 1)  # hours expected to hold one match: read by hour
+    assert uuids(walk(client, s, HistoryQuery(filters={"Carrier": "AA"}, page_size=4))) == newest_first(
+        p for p in predictions if p["Carrier"] == "AA")
 
 
 def test_filters_are_combined_and_counted(stored, client):

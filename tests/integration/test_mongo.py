@@ -59,7 +59,8 @@ def test_the_writer_stores_the_response_fields_keyed_by_uuid(fresh, client):
     coll = mongo.collection(client, fresh)
     doc = coll.find_one({"_id": p["UUID"]})
     assert doc == {"_id": p["UUID"], **{k: v for k, v in p.items() if not k.startswith("_")},
-                   "requested_day": "2023-11-14", "requested_hour": "2023-11-14T22"}
+                   "requested_day": "2023-11-14", "requested_hour": "2023-11-14T22",
+                   "requested_slot": "2023-11-14T22:1"}
     assert mongo.find_prediction(coll, p["UUID"]) == {k: v for k, v in p.items() if not k.startswith("_")}
     assert mongo.find_prediction(coll, str(uuid.uuid4())) is None
 
