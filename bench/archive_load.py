@@ -95,13 +95,15 @@ def run(s: Settings, n: int, days: int, repeat: int, reuse: bool = False, keep: 
         say(f"archive: building the aggregate once took {figures['first_aggregate_build_s']} s")
 
     def cold() -> dict:  # a new client, nothing in this process: what a restarted web app pays
-        return parquet.summary(parquet.hdfs_client(s, timeout=30), s, budget_s=0.3)
+        return parquet.summary(parquet.hdfs_client(s, timeout=30), s, budget_s=0.2, background_save=True)
 
     times = []
     for _ in range(repeat):
         began = time.perf_counter()
         result = cold()
         times.append((time.perf_counter() - began) * 1000)
+        if result["saving"] is not None:  # the web app's save runs on; here, not into the next view
+            result["saving"].join()
     figures["cold_view"] = {"p50_ms": round(percentile(times, 50), 1), "p95_ms": round(percentile(times, 95), 1),
                             "total": result["total"], "files": result["files"], "days": len(result["per_day"])}
     say(f"archive: cold page summary p50 {figures['cold_view']['p50_ms']} ms p95 {figures['cold_view']['p95_ms']} ms "
@@ -115,6 +117,8 @@ def run(s: Settings, n: int, days: int, repeat: int, reuse: bool = False, keep: 
         began = time.perf_counter()
         result = cold()
         times.append((time.perf_counter() - began) * 1000)
+        if result["saving"] is not None:
+            result["saving"].join()
     figures["cold_view_after_a_new_batch"] = {"p50_ms": round(percentile(times, 50), 1),
                                               "p95_ms": round(percentile(times, 95), 1),
                                               "pending_files": result["pending_files"]}

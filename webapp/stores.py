@@ -57,7 +57,7 @@ class Stores:
         only changes once per archive trigger."""
         if self._archive_cache and time.monotonic() - self._archive_cache[0] < max_age_s:
             return self._archive_cache[1]
-        summary = parquet.summary(self.hdfs, self.settings, budget_s=0.3)
+        summary = parquet.summary(self.hdfs, self.settings, budget_s=0.2, background_save=True)
         self._archive_cache = (time.monotonic(), summary)
         return summary
 

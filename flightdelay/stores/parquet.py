@@ -23,13 +23,17 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 from flightdelay.config import Settings
 from flightdelay.schema import LABELS
+
+log = logging.getLogger(__name__)
 
 PARTITION_COLUMN = "FlightDate"
 COUNTS_FILE = "_fd_counts.json"
@@ -176,6 +180,23 @@ def save_counts(hdfs, s: Settings, counts: dict) -> None:
                encoding="utf-8", overwrite=True)
 
 
+def save_counts_in_background(hdfs, s: Settings, counts: dict) -> threading.Thread:
+    """Save ``counts`` without making the page wait: an HDFS file create costs a NameNode call
+    and a DataNode pipeline (0.3-1 s on a loaded machine). A failed save (e.g. two views saving
+    at once) only means the next view counts those files again."""
+    snapshot = json.loads(json.dumps(counts))
+
+    def save():
+        try:
+            save_counts(hdfs, s, snapshot)
+        except Exception as exc:  # any failure: the next view recounts
+            log.warning("could not save the archive counts %s: %s", COUNTS_FILE, exc)
+
+    thread = threading.Thread(target=save, name="archive-counts-save", daemon=True)
+    thread.start()
+    return thread
+
+
 def update_counts(hdfs, s: Settings, counts: dict, budget_s: float | None = None) -> tuple[dict, int, bool]:
     """Bring ``counts`` up to the commit log: read the log files after ``counts["log"]``,
     count the files they add (oldest first) until ``budget_s`` is spent. Returns the counts,
@@ -205,12 +226,16 @@ def update_counts(hdfs, s: Settings, counts: dict, budget_s: float | None = None
     return counts, len(left), changed
 
 
-def summary(hdfs, s: Settings, budget_s: float | None = 0.3) -> dict:
+def summary(hdfs, s: Settings, budget_s: float | None = 0.2, background_save: bool = False) -> dict:
     """Counts per flight date and per class over the committed archive, from the aggregate
     (see the module docstring); files committed since the last view are counted within
-    ``budget_s`` (None: all of them), the rest reported as ``pending``."""
+    ``budget_s`` (None: all of them), the rest reported as ``pending``. The aggregate is saved
+    when it changed, in a background thread with ``background_save`` (returned as "saving")."""
     counts, pending, changed = update_counts(hdfs, s, load_counts(hdfs, s), budget_s)
-    if changed:
+    saving = None
+    if changed and background_save:
+        saving = save_counts_in_background(hdfs, s, counts)
+    elif changed:
         save_counts(hdfs, s, counts)
     per_day: dict[str, dict[int, int]] = {}
     for day, *by_class in counts["files"].values():
@@ -220,7 +245,7 @@ def summary(hdfs, s: Settings, budget_s: float | None = 0.3) -> dict:
     per_class = {c: sum(day[c] for day in per_day.values()) for c in LABELS}
     return {"per_day": dict(sorted(per_day.items())), "per_class": per_class,
             "total": sum(per_class.values()), "files": len(counts["files"]), "pending_files": pending,
-            "path": url(s)}
+            "path": url(s), "saving": saving}
 
 
 def scan_summary(hdfs, s: Settings) -> dict:

@@ -75,8 +75,10 @@ def test_files_not_counted_within_the_budget_are_pending_then_counted(spark, arc
     commit(spark, rows(2, "2013-11-03") + rows(2, "2013-11-04") + rows(2, "2013-11-05"))
     late = parquet.summary(hdfs, s, budget_s=0.0)
     assert (late["total"], late["pending_files"]) == (0, 3)
-    caught_up = parquet.summary(hdfs, s, budget_s=None)
+    caught_up = parquet.summary(hdfs, s, budget_s=None, background_save=True)  # as the web app does
     assert (caught_up["total"], caught_up["pending_files"], caught_up["files"]) == (6, 0, 3)
+    caught_up["saving"].join(60)
+    assert len(parquet.load_counts(hdfs, s)["files"]) == 3  # saved: the next view reads no parquet file
 
 
 def test_an_empty_archive_has_an_empty_summary(archive):
