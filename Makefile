@@ -11,7 +11,7 @@ SERVICES ?=
 PYTEST_ARGS ?=
 SOAK_ARGS ?=
 
-.PHONY: help venv install up down status lint test test-unit train bench chromium docker-compose screenshots
+.PHONY: help venv install up down status lint test test-unit train bench chromium docker-compose postgresql screenshots
 
 help:
 	@echo "make up       install what is missing, start every server and the platform"
@@ -37,7 +37,7 @@ $(VENV_STAMP): $(REQS) constraints.txt
 install: venv
 	$(PY) -m infra install $(SERVICES)
 
-up: venv
+up: venv postgresql
 	$(PY) -m infra up $(SERVICES)
 
 down:
@@ -50,7 +50,7 @@ status: venv
 lint: venv
 	$(PY) -m ruff check .
 
-test: venv chromium docker-compose lint
+test: venv chromium docker-compose postgresql lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The e2e tests drive Debian's Chromium (a browser download is not possible here).
@@ -62,6 +62,11 @@ chromium:
 docker-compose:
 	@command -v docker-compose >/dev/null || { echo "[docker-compose] installing Debian's docker-compose to validate docker-compose.yml"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }
+
+# FerretDB stores in Debian's PostgreSQL (run by the launcher as the `postgres` user, never root).
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { echo "[postgresql] installing Debian's postgresql for FerretDB"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
 # Real screenshots of the running pages into img/ (used by the README); the real-time batch is
 # shortened so that the Spark UI's streaming charts of the predict query have points to draw.
@@ -85,3 +90,4 @@ bench: venv
 	$(PY) -m bench.webapp
 	$(PY) -m bench.sync_route
 	$(PY) -m bench.soak $(SOAK_ARGS)
+	$(PY) -m bench.queries $(QUERY_BENCH_ARGS)

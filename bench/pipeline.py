@@ -50,7 +50,7 @@ from flightdelay.config import load_settings
 from flightdelay.reference import load_reference
 from flightdelay.stores import cassandra, mongo
 from infra import launcher
-from infra.services import by_name
+from infra.services import by_name, with_needs
 
 log = logging.getLogger("bench.pipeline")
 ARCHIVE_QUERIES = ("archive-mongo", "archive-cassandra")
@@ -351,7 +351,7 @@ def main() -> int:
     say(f"machine: {host['cpu']}, {host['cores']} cores, {host['memory_gib']} GiB")
     host["before"] = machine.warn_if_busy(say)
     say("starting the servers")
-    launcher.up(load_settings(), by_name(["kafka", "mongo", "cassandra", "hdfs", "mlflow"]))
+    launcher.up(load_settings(), by_name(with_needs(["kafka", "mongo", "cassandra", "hdfs", "mlflow"])))
     reference = load_reference()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         realtime = run_realtime(Path(tmp), reference, args)

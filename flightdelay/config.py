@@ -75,6 +75,12 @@ class Settings:
     mongo_port: int = _setting(27017, "MongoDB wire protocol (FerretDB)")
     mongo_database: str = _setting("agile_data_science", "MongoDB database")
     mongo_collection: str = _setting("flight_delay_ml_response", "MongoDB collection of predictions")
+    mongo_backend: str = _setting("postgresql", "FerretDB storage: postgresql (indexed history queries) or sqlite; "
+                                         "mongodb: a real MongoDB server (docker-compose), its own indexes")
+
+    # PostgreSQL (FerretDB's storage; loopback only, trust authentication)
+    postgres_port: int = _setting(15432, "PostgreSQL under FerretDB (not 5432: Debian's package may run its own cluster there)")
+    postgres_user: str = _setting("postgres", "system user the PostgreSQL server runs as (never root)")
 
     # MLflow
     mlflow_port: int = _setting(5000, "MLflow tracking server and model registry")
@@ -153,6 +159,11 @@ class Settings:
     @property
     def mongo_uri(self) -> str:
         return f"mongodb://{self.mongo_host}:{self.mongo_port}/?directConnection=true"
+
+    @property
+    def postgres_url(self) -> str:
+        """FerretDB's PostgreSQL database (one PostgreSQL schema per MongoDB database)."""
+        return f"postgres://{self.postgres_user}@{self.host}:{self.postgres_port}/ferretdb"
 
     @property
     def mlflow_uri(self) -> str:

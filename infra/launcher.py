@@ -24,7 +24,7 @@ from pathlib import Path
 
 from flightdelay.config import Settings, load_settings
 from infra.process import StackError, alive, read_tracked, spawn, tail, terminate
-from infra.services import all_services, by_name
+from infra.services import all_services, by_name, with_needs
 from infra.services.base import Service
 from infra.services.spark_connector import install_spark_connector
 
@@ -187,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     s = load_settings()
     if args.action == "nifi-flow":
         return write_nifi_flow(s, args.services)
-    if args.services:
-        services = by_name(args.services)
+    if args.services:  # `up mongo` also starts the PostgreSQL it stores in
+        services = by_name(with_needs(args.services) if args.action in ("up", "install") else args.services)
     elif args.action == "bootstrap":
         services = by_name(list(BOOTSTRAPPED))
     else:  # down and status also cover what other settings enable (e.g. a cluster started earlier)

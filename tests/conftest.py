@@ -4,7 +4,7 @@ import pytest
 
 from flightdelay.config import load_settings
 from infra import launcher
-from infra.services import by_name
+from infra.services import by_name, with_needs
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +39,7 @@ class Stack:
 
     def require(self, *names):
         """Start ``names`` unless already up; return the Settings to reach them."""
-        for svc in by_name([n for n in names if n not in self.ready]):
+        for svc in by_name([n for n in with_needs(list(names)) if n not in self.ready]):
             if launcher.start(self.settings, svc):
                 self.started.append(svc)
             self.ready.add(svc.name)

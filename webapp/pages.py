@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
+from datetime import date
 
 from flask import Blueprint, Response, abort, current_app, render_template, request
 
@@ -10,6 +12,7 @@ from flightdelay import health
 from flightdelay import status as job_status
 from flightdelay.schema import LABELS
 from flightdelay.stores import text_archive
+from flightdelay.stores.mongo import HistoryQuery, history_filters
 from webapp.predictions import served_reference
 
 log = logging.getLogger(__name__)
@@ -43,41 +46,72 @@ def form_options(reference) -> dict:
     }
 
 
+HISTORY_FORM = ("Route", "Carrier", "FlightDate", "model_version", "prediction", "from", "to")
+_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_CURSOR = re.compile(r"^([0-9]{1,15})_([0-9a-fA-F-]{0,36})$")
+
+
 @bp.get("/history")
 def history():
-    filters = {name: request.args.get(name, "").strip() for name in
-               ("Route", "Carrier", "FlightDate", "model_version")}
-    page = page_number(request.args.get("page"))
+    form = {name: request.args.get(name, "").strip()[:40] for name in HISTORY_FORM}
+    query = history_query(form, request.args.get("before"))
     error, result = None, None
     try:
-        result = _stores().history(filters, page=page)
+        result = _stores().history(query)
     except Exception as exc:  # MongoDB unavailable: the page says so instead of a 500
         log.warning("history query failed: %s", exc)
         error = f"MongoDB is not answering ({type(exc).__name__}); is the stack up? (make status)"
-    return render_template("history.html", result=result, filters=filters, error=error, labels=LABELS)
+    links = {k: v for k, v in form.items() if v}
+    return render_template("history.html", result=result, filters=form, links=links, error=error,
+                           labels=LABELS, newer=bool(query.before))
 
 
-MAX_PAGE = 100_000
+def day_or_none(raw: str) -> str | None:
+    """A YYYY-MM-DD day from the query string, or None (absent or malformed: no bound)."""
+    if not _DAY.match(raw or ""):
+        return None
+    try:
+        return date.fromisoformat(raw).isoformat()
+    except ValueError:
+        return None
 
 
-def page_number(raw: str | None) -> int:
-    """A page number from the query string, clamped to 1..MAX_PAGE (absurd or unparseable: 1)."""
-    text = (raw or "1").strip()
-    if not text.isascii() or not text.isdigit() or len(text) > 9:
-        return 1
-    return max(1, min(MAX_PAGE, int(text)))
+def history_cursor(raw: str | None) -> tuple[int, str] | None:
+    """The keyset cursor ``<requested_at ms>_<UUID>`` of an "older" link, or None."""
+    match = _CURSOR.match((raw or "").strip())
+    return (int(match.group(1)), match.group(2)) if match else None
+
+
+def history_query(form: dict, before: str | None) -> HistoryQuery:
+    return HistoryQuery(filters=history_filters(form), date_from=day_or_none(form.get("from", "")),
+                        date_to=day_or_none(form.get("to", "")), before=history_cursor(before))
+
+
+ARCHIVE_DAYS_PER_PAGE = 31
 
 
 @bp.get("/archive")
 def archive():
-    error, summary = None, None
+    error, summary, table = None, None, None
     try:
         summary = _stores().archive_summary()
+        table = archive_table(summary["per_day"], request.args.get("days_page"))
     except Exception as exc:  # HDFS unavailable or archive not written yet
         log.warning("archive summary failed: %s", exc)
         error = f"The HDFS archive could not be read ({type(exc).__name__}: {exc})"
-    return render_template("archive.html", summary=summary, error=error, labels=LABELS,
+    return render_template("archive.html", summary=summary, table=table, error=error, labels=LABELS,
                            text_archive=text_archive_summary(_settings()))
+
+
+def archive_table(per_day: dict, raw_page: str | None) -> dict:
+    """One page of the per-flight-date table, newest date first (the chart shows them all)."""
+    days = sorted(per_day, reverse=True)
+    pages = max(1, -(-len(days) // ARCHIVE_DAYS_PER_PAGE))
+    text = (raw_page or "1").strip()
+    page = int(text) if text.isascii() and text.isdigit() and len(text) < 7 else 1
+    page = max(1, min(pages, page))
+    shown = days[(page - 1) * ARCHIVE_DAYS_PER_PAGE:page * ARCHIVE_DAYS_PER_PAGE]
+    return {"rows": [(day, per_day[day]) for day in shown], "page": page, "pages": pages}
 
 
 def text_archive_summary(s) -> dict:
@@ -145,6 +179,17 @@ def vendor_socketio():
     path = _settings().cache / "npm" / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
     if not path.exists():
         log.error("Socket.IO client missing at %s; run `make up` (or `make install`)", path)
+        abort(404)
+    return Response(path.read_bytes(), mimetype="application/javascript",
+                    headers={"Cache-Control": "public, max-age=86400"})
+
+
+@bp.get("/vendor/chart.umd.min.js")
+def vendor_chartjs():
+    """Chart.js (the archive page's chart), fetched from npm into the cache by `make up`."""
+    path = _settings().cache / "npm" / "node_modules" / "chart.js" / "dist" / "chart.umd.min.js"
+    if not path.exists():
+        log.error("Chart.js missing at %s; run `make up` (or `make install`)", path)
         abort(404)
     return Response(path.read_bytes(), mimetype="application/javascript",
                     headers={"Cache-Control": "public, max-age=86400"})

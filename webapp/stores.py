@@ -10,7 +10,7 @@ import time
 from flightdelay import registry
 from flightdelay.config import Settings
 from flightdelay.stores import mongo, parquet
-from flightdelay.stores.mongo import HISTORY_FILTERS, HistoryPage
+from flightdelay.stores.mongo import HISTORY_FILTERS, HistoryPage, HistoryQuery
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,9 @@ class Stores:
             log.warning("uuid=%s MongoDB lookup failed: %s", uuid, exc)
             return None
 
-    def history(self, filters: dict, page: int = 1, page_size: int = 25) -> HistoryPage:
-        return mongo.history(self.collection, filters, page=page, page_size=page_size)
+    def history(self, query: HistoryQuery) -> HistoryPage:
+        coll = self.collection
+        return mongo.history(coll, mongo.summary_collection(coll.database.client, self.settings), query)
 
     # -- HDFS parquet archive ----------------------------------------------------------------
     @property
@@ -56,7 +57,7 @@ class Stores:
         only changes once per archive trigger."""
         if self._archive_cache and time.monotonic() - self._archive_cache[0] < max_age_s:
             return self._archive_cache[1]
-        summary = parquet.summary(self.hdfs, self.settings)
+        summary = parquet.summary(self.hdfs, self.settings, budget_s=0.2, background_save=True)
         self._archive_cache = (time.monotonic(), summary)
         return summary
 

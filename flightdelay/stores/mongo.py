@@ -2,34 +2,49 @@
 ``FD_MONGO_DATABASE.FD_MONGO_COLLECTION``, one document per request UUID (``_id``).
 
 Created with its indexes by the launcher (``ensure_collection``), written by the job's
-archive-mongo query (``MongoWriter``: insert-if-absent), read by the web app (one prediction,
-the history page), the bench and the tests.
+archive-mongo query (``MongoWriter``: insert-if-absent, plus per-day counts in
+``<collection>_days``), read by the web app (one prediction, the history page: ``history``), the
+bench (bench/queries.py) and the tests.
 """
 from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
 
 from flightdelay.config import Settings
 from flightdelay.stores import Refused
 
 log = logging.getLogger(__name__)
 
-# Indexes of the prediction collection, as (key list, name): the history page's newest-first
-# sort and its main filter (a route on a date), for a real MongoDB. FerretDB v1 on SQLite uses
-# no secondary index for queries and every index costs insert time, so only these two are kept
-# (README, "Measured choices"). FerretDB rejects partial, TTL and text indexes.
+# The history page is served by equality queries only (module "History at scale" below):
+# each document carries its request's UTC day and hour as bucket keys, and a small summary
+# collection (``<collection>_days``, one document per request day) counts what each day holds.
+BUCKET_FIELDS = ("requested_day", "requested_hour", "requested_slot")  # day, hour, 10 minutes
+# Summary dimensions: the filters whose per-day counts let a walk skip days without matches.
+SUMMARY_DIMENSIONS = ("Route", "Carrier", "prediction")
+HISTORY_FILTERS = ("Route", "Carrier", "FlightDate", "model_version", "prediction")
+# FerretDB on PostgreSQL pushes top-level equalities down as ``_jsonb->'f' @> v``: one GIN
+# expression index per key serves them (infra.services.mongo.ensure_postgres_indexes).
+# ``_id`` too: FerretDB's own unique index on it is a btree, so even a lookup by UUID (the
+# API's GET /predictions/<uuid>) scanned the table: 2.5 s at a million predictions.
+POSTGRES_GIN_FIELDS = ("_id", *BUCKET_FIELDS, "Route", "Carrier", "prediction")
+# Indexes for a real MongoDB (docker-compose): the bucket keys. FerretDB gets none of these:
+# its own indexes are btree on ``_jsonb->'f'``, which no pushed-down query can use, and each
+# one costs insert time (README, "Querying the data").
 INDEXES: tuple[tuple[tuple[tuple[str, int], ...], str], ...] = (
-    ((("requested_at", -1),), "requested_at_-1"),
-    ((("Route", 1), ("FlightDate", 1)), "Route_1_FlightDate_1"),
+    ((("requested_day", 1), ("requested_at", -1)), "requested_day_1_requested_at_-1"),
+    ((("requested_hour", 1), ("requested_at", -1)), "requested_hour_1_requested_at_-1"),
+    ((("requested_slot", 1), ("requested_at", -1)), "requested_slot_1_requested_at_-1"),
 )
-HISTORY_FILTERS = ("Route", "Carrier", "FlightDate", "model_version")
 DUPLICATE_KEY = 11000
 # Write errors that say the document itself is wrong (BadValue, FailedToParse, TypeMismatch,
 # DollarPrefixedFieldName, InvalidDBRef, EmptyFieldName, DottedFieldName, BSONObjectTooLarge,
 # DocumentValidationFailure, KeyTooLong): sending it again cannot succeed.
 REFUSED_DOCUMENT = frozenset({2, 9, 14, 52, 55, 56, 57, 10334, 121, 17280})
+ALL_DAYS = "all"  # the summary document over every day: overall counts, first and last day
 
 
 def client(s: Settings, timeout_ms: int = 5000):
@@ -43,28 +58,37 @@ def collection(c, s: Settings):
     return c[s.mongo_database][s.mongo_collection]
 
 
+def summary_collection(c, s: Settings):
+    """The per-day counts of the prediction collection (see ``DaySummary``)."""
+    return c[s.mongo_database][f"{s.mongo_collection}_days"]
+
+
 # -- schema ------------------------------------------------------------------------------------
-def ensure_collection(s: Settings) -> list[str]:
-    """Create the prediction collection and its indexes, drop indexes no longer declared in
-    INDEXES (an older layout); idempotent. Returns what it changed, one line per change."""
+def ensure_collection(s: Settings, mongo_indexes: bool = True) -> list[str]:
+    """Create the prediction collection, its summary collection and (``mongo_indexes``, for a
+    real MongoDB) its indexes, drop indexes not declared in INDEXES (an older layout, or all
+    of them on FerretDB); idempotent. Returns what it changed, one line per change."""
     from pymongo import IndexModel
     from pymongo.errors import CollectionInvalid
 
     changes = []
     with client(s) as c:
         db = c[s.mongo_database]
-        if s.mongo_collection not in db.list_collection_names(filter={"name": s.mongo_collection}):
-            try:
-                db.create_collection(s.mongo_collection)
-                changes.append(f"created collection {s.mongo_database}.{s.mongo_collection}")
-            except CollectionInvalid:  # created meanwhile by someone else
-                pass
+        for name in (s.mongo_collection, summary_collection(c, s).name):
+            if name not in db.list_collection_names(filter={"name": name}):
+                try:
+                    db.create_collection(name)
+                    changes.append(f"created collection {s.mongo_database}.{name}")
+                except CollectionInvalid:  # created meanwhile by someone else
+                    pass
         coll = db[s.mongo_collection]
+        declared = {name for _, name in INDEXES} if mongo_indexes else set()
         have = set(coll.index_information())
-        for obsolete in sorted(have - {name for _, name in INDEXES} - {"_id_"}):
+        for obsolete in sorted(have - declared - {"_id_"}):
             coll.drop_index(obsolete)
-            changes.append(f"dropped index {obsolete} (no longer declared)")
-        missing = [IndexModel(list(keys), name=name) for keys, name in INDEXES if name not in have]
+            changes.append(f"dropped index {obsolete} (not declared for this server)")
+        missing = [IndexModel(list(keys), name=name) for keys, name in INDEXES
+                   if mongo_indexes and name not in have]
         if missing:
             coll.create_indexes(missing)
             changes.append(f"created indexes {', '.join(m.document['name'] for m in missing)}")
@@ -74,14 +98,28 @@ def ensure_collection(s: Settings) -> list[str]:
 def drop_collection(s: Settings) -> None:
     with client(s) as c:
         c[s.mongo_database].drop_collection(s.mongo_collection)
+        c[s.mongo_database].drop_collection(summary_collection(c, s).name)
 
 
 # -- writing -----------------------------------------------------------------------------------
+def request_slot(requested_at_ms: int) -> str:
+    """The UTC 10-minute slot of a request, ``YYYY-MM-DDTHH:M`` (M: tens of minutes); its first
+    13 characters are the hour, its first 10 the day."""
+    return datetime.fromtimestamp(requested_at_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M")[:-1]
+
+
+def request_hour(requested_at_ms: int) -> str:
+    """The UTC hour of a request, ``YYYY-MM-DDTHH`` (its first 10 characters are the day)."""
+    return request_slot(requested_at_ms)[:13]
+
+
 def document(p: dict) -> dict:
     """The prediction as stored: its response fields (not the Kafka provenance columns, which
-    start with "_"), keyed by the request UUID."""
+    start with "_"), keyed by the request UUID, plus its bucket keys (BUCKET_FIELDS)."""
     doc = {k: v for k, v in p.items() if not k.startswith("_")}
     doc["_id"] = p["UUID"]
+    slot = request_slot(int(p["requested_at"]))
+    doc["requested_day"], doc["requested_hour"], doc["requested_slot"] = slot[:10], slot[:13], slot
     return doc
 
 
@@ -108,6 +146,41 @@ def unstorable(value, path: str = "") -> str | None:
                 return reason
     return None
 
+def response_fields(doc: dict) -> dict:
+    """A stored document without its storage keys (``_id``, the bucket keys)."""
+    return {k: v for k, v in doc.items() if k != "_id" and k not in BUCKET_FIELDS}
+
+
+def summary_increments(docs: list[dict]) -> dict[str, dict[str, int]]:
+    """Per request day, the ``$inc`` of the day's summary document for ``docs``: the total,
+    per hour (``hours.HH``), per 10-minute slot (``slots.HHM``), per value of each
+    SUMMARY_DIMENSIONS."""
+    days: dict[str, Counter] = {}
+    for doc in docs:
+        day, slot = doc["requested_day"], doc["requested_slot"]
+        inc = days.setdefault(day, Counter())
+        inc["n"] += 1
+        inc[f"hours.{slot[11:13]}"] += 1
+        inc[f"slots.{slot[11:13]}{slot[14]}"] += 1
+        for dim in SUMMARY_DIMENSIONS:
+            inc[f"{dim}.{doc.get(dim)}"] += 1
+    return {day: dict(inc) for day, inc in days.items()}
+
+
+def update_summary(summary, docs: list[dict]) -> None:
+    """Count ``docs`` in the per-day summary: one upsert per day touched plus one for ALL_DAYS.
+    Done before the documents are inserted, so a crash in between leaves a day counted (a
+    history walk then looks at it and finds fewer rows) rather than rows no walk finds; a
+    replayed batch is counted again: the counts are estimates, and the page says so."""
+    total: Counter = Counter()
+    days = summary_increments(docs)
+    for day, inc in sorted(days.items()):
+        summary.update_one({"_id": day}, {"$inc": inc}, upsert=True)
+        total.update({k: v for k, v in inc.items() if not k.startswith(("hours.", "slots."))})
+    if days:
+        summary.update_one({"_id": ALL_DAYS}, {"$inc": dict(total), "$min": {"first": min(days)},
+                                               "$max": {"last": max(days)}}, upsert=True)
+
 
 class MongoWriter:
     """Insert-if-absent keyed by the request UUID (``_id``): ``insert_many(ordered=False)``
@@ -130,6 +203,10 @@ class MongoWriter:
             self._client = client(self.s)
         return collection(self._client, self.s)
 
+    def summary(self):
+        self.collection()
+        return summary_collection(self._client, self.s)
+
     def convert(self, p: dict) -> dict:
         """The document of ``p``; ValueError if the server would refuse it (a dead letter)."""
         doc = document(p)
@@ -145,8 +222,10 @@ class MongoWriter:
 
         refused: dict[int, str] = {}
         for start in range(0, len(docs), self.CHUNK):
+            chunk = docs[start:start + self.CHUNK]
+            update_summary(self.summary(), chunk)
             try:
-                self.collection().insert_many(docs[start:start + self.CHUNK], ordered=False)
+                self.collection().insert_many(chunk, ordered=False)
             except BulkWriteError as exc:
                 errors = [e for e in exc.details.get("writeErrors", []) if e.get("code") != DUPLICATE_KEY]
                 if exc.details.get("writeConcernErrors") or any(e.get("code") not in REFUSED_DOCUMENT for e in errors):
@@ -165,35 +244,10 @@ class MongoWriter:
 
 
 # -- reading -----------------------------------------------------------------------------------
-@dataclass
-class HistoryPage:
-    rows: list[dict]
-    total: int
-    page: int
-    page_size: int
-    filters: dict = field(default_factory=dict)
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.page_size))
-
-
 def find_prediction(coll, uuid: str) -> dict | None:
     """The stored prediction of ``uuid`` (its response fields), or None."""
     doc = coll.find_one({"_id": uuid})
-    if doc is not None:
-        doc.pop("_id", None)
-    return doc
-
-
-def history(coll, filters: dict, page: int = 1, page_size: int = 25) -> HistoryPage:
-    """Predictions matching ``filters`` (exact values of HISTORY_FILTERS), newest request first."""
-    query = {k: v for k, v in filters.items() if k in HISTORY_FILTERS and v}
-    page = max(1, page)
-    total = coll.count_documents(query)
-    cursor = (coll.find(query, {"_id": 0}).sort("requested_at", -1)
-              .skip((page - 1) * page_size).limit(page_size))
-    return HistoryPage(list(cursor), total, page, page_size, query)
+    return None if doc is None else response_fields(doc)
 
 
 def find_by_uuids(coll, uuids) -> list[dict]:
@@ -203,3 +257,175 @@ def find_by_uuids(coll, uuids) -> list[dict]:
 def stored_uuids(coll) -> list[str]:
     """The UUID of every document (a full scan: for counting after a bench run)."""
     return [d["UUID"] for d in coll.find({}, {"UUID": 1, "_id": 0})]
+
+
+# -- History at scale ---------------------------------------------------------------------------
+# Newest-first pages over a million documents, with filters, from equality queries only: the
+# only kind FerretDB pushes down to PostgreSQL (no range, no sort, no limit once a filter is set;
+# on SQLite not even that). A page walks request days newest first; each day's summary
+# document (one lookup by _id) says whether the day can hold a match and about how many, per
+# hour and per 10-minute slot too. Each bucket is read with one equality query
+# {requested_day | requested_hour | requested_slot, filters...}, choosing the coarsest bucket
+# expected to hold at most BUCKET_ROWS matches: FerretDB decodes every row PostgreSQL returns,
+# which is the main cost of a page. Rows are sorted in Python and cut at the keyset cursor
+# (requested_at, UUID) of the previous page, so a deep page costs what the first does.
+BUCKET_ROWS = 100
+MAX_DAYS_WALKED = 400  # per page: a filter matching nothing stops after this many days
+COUNT_DAYS_MAX = 62  # a date range up to this long is counted day by day, longer ones from ALL_DAYS
+
+
+@dataclass
+class HistoryQuery:
+    filters: dict = field(default_factory=dict)  # exact values of HISTORY_FILTERS
+    date_from: str | None = None  # request day range, inclusive (UTC, YYYY-MM-DD)
+    date_to: str | None = None
+    before: tuple[int, str] | None = None  # keyset: rows strictly older than (requested_at, UUID)
+    page_size: int = 25
+
+
+@dataclass
+class HistoryPage:
+    rows: list[dict]
+    count: int  # an estimate: count_kind says which (about / at most), count_note from what
+    count_kind: str
+    count_note: str
+    query: HistoryQuery
+    next_before: tuple[int, str] | None  # cursor of the next (older) page, None on the last
+    buckets_read: int = 0
+
+    @property
+    def filters(self) -> dict:
+        return self.query.filters
+
+
+def history_filters(raw: dict) -> dict:
+    """The usable filters of ``raw``: known names, non-empty, ``prediction`` as an int class."""
+    filters = {}
+    for name in HISTORY_FILTERS:
+        value = raw.get(name)
+        if value is None or value == "":
+            continue
+        if name == "prediction":
+            try:
+                value = int(value)
+            except (TypeError, ValueError):
+                continue
+        filters[name] = value
+    return filters
+
+
+def candidates(summary_doc: dict | None, filters: dict, hour: str | None = None) -> int:
+    """An upper bound of the documents of a summarised day (or one of its hours) matching
+    ``filters``: the smallest count among the summarised filter values."""
+    if not summary_doc:
+        return 0
+    bound = summary_doc.get("n", 0) if hour is None else summary_doc.get("hours", {}).get(hour, 0)
+    for dim in SUMMARY_DIMENSIONS:
+        if dim in filters:
+            bound = min(bound, summary_doc.get(dim, {}).get(str(filters[dim]), 0))
+    return bound
+
+
+def buckets(day: str, day_doc: dict, filters: dict, cursor_slot: str | None):
+    """The equality buckets to read of one day, newest first, as ``(field, value)``: the whole
+    day, its hours, or the 10-minute slots of an hour, whichever is expected to hold at most
+    BUCKET_ROWS matches (the day's match rate applied to each hour's and slot's count).
+    Buckets newer than ``cursor_slot`` (the previous page's last row) are skipped."""
+    bound, n = candidates(day_doc, filters), day_doc.get("n", 0)
+    if bound == 0 or n == 0 or (cursor_slot is not None and cursor_slot[:10] < day):
+        return
+    if bound <= BUCKET_ROWS:
+        yield "requested_day", day
+        return
+    rate = bound / n
+    slots = day_doc.get("slots", {})
+    for hour, count in sorted(day_doc.get("hours", {}).items(), reverse=True):
+        hour_key = f"{day}T{hour}"
+        if count == 0 or (cursor_slot is not None and hour_key > cursor_slot[:13]):
+            continue
+        hour_slots = sorted(((s, c) for s, c in slots.items() if s[:2] == hour and c), reverse=True)
+        if count * rate <= BUCKET_ROWS or not hour_slots:
+            yield "requested_hour", hour_key
+            continue
+        for slot, _ in hour_slots:
+            slot_key = f"{hour_key}:{slot[2]}"
+            if cursor_slot is None or slot_key <= cursor_slot:
+                yield "requested_slot", slot_key
+
+
+def days_back(newest: str, oldest: str):
+    day, stop = date.fromisoformat(newest), date.fromisoformat(oldest)
+    while day >= stop:
+        yield day.isoformat()
+        day -= timedelta(days=1)
+
+
+def older_than(before: tuple[int, str] | None):
+    if before is None:
+        return lambda doc: True
+    at, uuid = before
+    return lambda doc: (doc["requested_at"], doc["UUID"]) < (at, uuid)
+
+
+def newest_first(docs) -> list[dict]:
+    return sorted(docs, key=lambda d: (d["requested_at"], d["UUID"]), reverse=True)
+
+
+def history(coll, summary, query: HistoryQuery) -> HistoryPage:
+    """One page of predictions matching ``query``, newest request first (see above)."""
+    everything = summary.find_one({"_id": ALL_DAYS})
+    if not everything:
+        return HistoryPage([], 0, "exactly", "nothing stored yet", query, None)
+    newest = min(filter(None, (everything["last"], query.date_to)))
+    cursor_slot = request_slot(query.before[0]) if query.before is not None else None
+    if cursor_slot is not None:
+        newest = min(newest, cursor_slot[:10])
+    oldest = max(filter(None, (everything["first"], query.date_from)))
+    keep = older_than(query.before)
+    rows: list[dict] = []
+    read = walked = 0
+    day_docs: dict[str, dict | None] = {}
+    for day in days_back(newest, oldest):
+        walked += 1
+        if walked > MAX_DAYS_WALKED:
+            break
+        day_doc = day_docs[day] = summary.find_one({"_id": day})
+        for key, value in buckets(day, day_doc or {}, query.filters, cursor_slot):
+            read += 1
+            found = newest_first(d for d in coll.find({key: value, **query.filters}) if keep(d))
+            rows.extend(found[:query.page_size - len(rows)])
+            if len(rows) >= query.page_size:
+                break
+        if len(rows) >= query.page_size:
+            break
+    more = len(rows) >= query.page_size and walked <= MAX_DAYS_WALKED
+    next_before = (rows[-1]["requested_at"], rows[-1]["UUID"]) if more else None
+    if len(rows) < query.page_size and walked > MAX_DAYS_WALKED:  # stopped early: offer to go on
+        next_before = (date_start_ms(day) + 86_400_000, "")  # the next page starts with that day
+    count, kind, note = estimate_count(summary, everything, query, day_docs)
+    return HistoryPage([response_fields(r) for r in rows], count, kind, note, query, next_before, read)
+
+
+def date_start_ms(day: str) -> int:
+    return int(datetime.fromisoformat(day).replace(tzinfo=timezone.utc).timestamp() * 1000)
+
+
+def estimate_count(summary, everything: dict, query: HistoryQuery, seen: dict) -> tuple[int, str, str]:
+    """How many predictions match, from the summary documents (never a count over the
+    predictions): exact for one summarised filter or none, an upper bound for combined
+    filters or a FlightDate/model filter (not summarised)."""
+    exact = (sum(1 for f in query.filters if f in SUMMARY_DIMENSIONS) <= 1
+             and not set(query.filters) - set(SUMMARY_DIMENSIONS))
+    kind = "about" if exact else "at most"
+    if not query.date_from and not query.date_to:
+        return candidates(everything, query.filters), kind, "counted from the daily summary"
+    first, last = query.date_from or everything["first"], query.date_to or everything["last"]
+    days = list(days_back(last, first)) if first <= last else []
+    if len(days) > COUNT_DAYS_MAX:
+        return (candidates(everything, query.filters), "at most",
+                f"counted over all days: ranges over {COUNT_DAYS_MAX} days are not counted day by day")
+    total = 0
+    for day in days:
+        doc = seen[day] if day in seen else summary.find_one({"_id": day})
+        total += candidates(doc, query.filters)
+    return total, kind, "counted from the daily summary"

@@ -5,6 +5,13 @@ Created by the launcher (``ensure_archive_dir``), written by the job's archive-h
 (``stream_writer``: Spark's parquet file sink), read by the web app's archive page
 (``summary``, over WebHDFS) and the tests (``read_uuids``, through Spark).
 
+The archive page never scans the archive: ``summary`` keeps a small aggregate next to the data,
+``<path>/_fd_counts.json`` (hidden from Spark by its leading underscore): per committed file its
+flight date and counts per class, and the last log file it has read. A page view lists the
+commit log (one call), reads the aggregate (one call) and counts only files committed since,
+within a time budget; what it could not count in time is reported as pending and counted by
+the next view.
+
 The file sink is exactly-once because of its commit log, ``<path>/_spark_metadata``: a batch's
 files count only once the log lists them. A reader that merely lists the directory could see
 files of a batch that failed half-way (and is then rewritten), so readers here ask the log.
@@ -16,13 +23,22 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 from flightdelay.config import Settings
 from flightdelay.schema import LABELS
 
+log = logging.getLogger(__name__)
+
 PARTITION_COLUMN = "FlightDate"
+COUNTS_FILE = "_fd_counts.json"
+COUNTS_VERSION = 1
+READERS = 4  # files counted at once by a page view
 _LOG_NAME = re.compile(r"^(\d+)(\.compact)?$")
 
 
@@ -114,30 +130,135 @@ def partition_value(path: str, column: str) -> str | None:
     return None
 
 
+def log_batch(name: str) -> int:
+    return int(_LOG_NAME.match(name).group(1))
+
+
 def committed_archive_files(hdfs, s: Settings, since_ms: int | None = None) -> list[str]:
     log_dir = f"{s.prediction_archive_path}/_spark_metadata"
     if hdfs.status(log_dir, strict=False) is None:
         return []
+    return committed_files(read_log(hdfs, log_dir, latest_log_files(hdfs.list(log_dir))), since_ms)
+
+
+def read_log(hdfs, log_dir: str, names: list[str]) -> list[dict]:
     entries = []
-    for name in latest_log_files(hdfs.list(log_dir)):
+    for name in names:
         with hdfs.read(f"{log_dir}/{name}", encoding="utf-8") as reader:
             entries.extend(parse_log(reader.read()))
-    return committed_files(entries, since_ms)
+    return entries
 
 
-def summary(hdfs, s: Settings) -> dict:
-    """Counts per flight date and per class over every committed parquet file of the archive."""
+def file_counts(hdfs, path: str) -> list[int]:
+    """Predictions per class (index = class) of one parquet file: its prediction column only."""
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
+    with hdfs.read(path) as reader:
+        column = pq.read_table(io.BytesIO(reader.read()), columns=["prediction"]).column("prediction")
+    counts = [0] * len(LABELS)
+    for entry in pc.value_counts(column).to_pylist():
+        if entry["values"] is not None and 0 <= int(entry["values"]) < len(counts):
+            counts[int(entry["values"])] += entry["counts"]
+    return counts
+
+
+def empty_counts() -> dict:
+    return {"version": COUNTS_VERSION, "log": None, "files": {}}
+
+
+def load_counts(hdfs, s: Settings) -> dict:
+    path = f"{s.prediction_archive_path}/{COUNTS_FILE}"
+    if hdfs.status(path, strict=False) is None:
+        return empty_counts()
+    with hdfs.read(path, encoding="utf-8") as reader:
+        counts = json.loads(reader.read())
+    return counts if counts.get("version") == COUNTS_VERSION else empty_counts()
+
+
+def save_counts(hdfs, s: Settings, counts: dict) -> None:
+    hdfs.write(f"{s.prediction_archive_path}/{COUNTS_FILE}", data=json.dumps(counts, separators=(",", ":")),
+               encoding="utf-8", overwrite=True)
+
+
+def save_counts_in_background(hdfs, s: Settings, counts: dict) -> threading.Thread:
+    """Save ``counts`` without making the page wait: an HDFS file create costs a NameNode call
+    and a DataNode pipeline (0.3-1 s on a loaded machine). A failed save (e.g. two views saving
+    at once) only means the next view counts those files again."""
+    snapshot = json.loads(json.dumps(counts))
+
+    def save():
+        try:
+            save_counts(hdfs, s, snapshot)
+        except Exception as exc:  # any failure: the next view recounts
+            log.warning("could not save the archive counts %s: %s", COUNTS_FILE, exc)
+
+    thread = threading.Thread(target=save, name="archive-counts-save", daemon=True)
+    thread.start()
+    return thread
+
+
+def update_counts(hdfs, s: Settings, counts: dict, budget_s: float | None = None) -> tuple[dict, int, bool]:
+    """Bring ``counts`` up to the commit log: read the log files after ``counts["log"]``,
+    count the files they add (oldest first) until ``budget_s`` is spent. Returns the counts,
+    how many committed files are still not counted, and whether anything changed."""
+    log_dir = f"{s.prediction_archive_path}/_spark_metadata"
+    if hdfs.status(log_dir, strict=False) is None:
+        return counts, 0, False
+    names = latest_log_files(hdfs.list(log_dir))
+    if not names:
+        return counts, 0, False
+    seen = counts["log"]
+    unread = [n for n in names if seen is None or log_batch(n) > log_batch(seen)]
+    files = counts["files"]
+    pending = [p for p in committed_files(read_log(hdfs, log_dir, unread)) if p not in files] if unread else []
+    pending += [p for p in counts.get("pending", []) if p not in files and p not in pending]
+    deadline = None if budget_s is None else time.monotonic() + budget_s
+    done = 0
+    with ThreadPoolExecutor(max_workers=READERS) as pool:  # WebHDFS reads wait on the network
+        while done < len(pending) and (deadline is None or time.monotonic() < deadline):
+            chunk = pending[done:done + READERS]
+            for path, by_class in zip(chunk, pool.map(lambda p: file_counts(hdfs, p), chunk)):
+                files[path] = [partition_value(path, PARTITION_COLUMN) or "unknown", *by_class]
+            done += len(chunk)
+    left = pending[done:]
+    changed = bool(unread) or done > 0
+    counts.update(log=names[-1], pending=left)
+    return counts, len(left), changed
+
+
+def summary(hdfs, s: Settings, budget_s: float | None = 0.2, background_save: bool = False) -> dict:
+    """Counts per flight date and per class over the committed archive, from the aggregate
+    (see the module docstring); files committed since the last view are counted within
+    ``budget_s`` (None: all of them), the rest reported as ``pending``. The aggregate is saved
+    when it changed, in a background thread with ``background_save`` (returned as "saving")."""
+    counts, pending, changed = update_counts(hdfs, s, load_counts(hdfs, s), budget_s)
+    saving = None
+    if changed and background_save:
+        saving = save_counts_in_background(hdfs, s, counts)
+    elif changed:
+        save_counts(hdfs, s, counts)
+    per_day: dict[str, dict[int, int]] = {}
+    for day, *by_class in counts["files"].values():
+        totals = per_day.setdefault(day, {c: 0 for c in LABELS})
+        for cls, n in zip(LABELS, by_class):
+            totals[cls] += n
+    per_class = {c: sum(day[c] for day in per_day.values()) for c in LABELS}
+    return {"per_day": dict(sorted(per_day.items())), "per_class": per_class,
+            "total": sum(per_class.values()), "files": len(counts["files"]), "pending_files": pending,
+            "path": url(s), "saving": saving}
+
+
+def scan_summary(hdfs, s: Settings) -> dict:
+    """The same figures by reading every committed file (what the page did before the
+    aggregate; kept for the benchmark and the tests that check the aggregate against it)."""
     per_day: dict[str, dict[int, int]] = {}
     files = committed_archive_files(hdfs, s)
     for path in files:
         day = partition_value(path, PARTITION_COLUMN) or "unknown"
-        with hdfs.read(path) as reader:
-            table = pq.read_table(io.BytesIO(reader.read()), columns=["prediction"])
         counts = per_day.setdefault(day, {c: 0 for c in LABELS})
-        for value in table.column("prediction").to_pylist():
-            counts[int(value)] = counts.get(int(value), 0) + 1
+        for cls, n in zip(LABELS, file_counts(hdfs, path)):
+            counts[cls] += n
     per_class = {c: sum(day[c] for day in per_day.values()) for c in LABELS}
     return {"per_day": dict(sorted(per_day.items())), "per_class": per_class,
-            "total": sum(per_class.values()), "files": len(files), "path": url(s)}
+            "total": sum(per_class.values()), "files": len(files), "pending_files": 0, "path": url(s)}

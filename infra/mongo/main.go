@@ -1,8 +1,10 @@
 // Command ferretdb runs a MongoDB-wire-compatible server for the local stack: FerretDB v1
-// embedded as a library, SQLite backend (one <database>.sqlite file per database).
+// embedded as a library, on PostgreSQL (one schema per database; the default of the stack) or
+// SQLite (one <database>.sqlite file per database).
 //
 // Usage:
 //
+//	ferretdb -listen-addr 127.0.0.1:27017 -postgresql-url postgres://user@127.0.0.1:5432/ferretdb [-log-level info]
 //	ferretdb -listen-addr 127.0.0.1:27017 -sqlite-dir /path/to/existing/dir [-log-level info]
 //	ferretdb -version
 //
@@ -35,7 +37,8 @@ const ferretModule = "github.com/FerretDB/FerretDB"
 
 func main() {
 	listenAddr := flag.String("listen-addr", "127.0.0.1:27017", "host:port of the MongoDB wire listener")
-	sqliteDir := flag.String("sqlite-dir", "", "existing directory for the SQLite files (required)")
+	postgresURL := flag.String("postgresql-url", "", "PostgreSQL backend: URL of an existing database")
+	sqliteDir := flag.String("sqlite-dir", "", "SQLite backend: existing directory for the SQLite files")
 	pragmas := flag.String("sqlite-pragmas", "", "comma-separated SQLite pragmas for every database, e.g. synchronous(normal)")
 	logLevel := flag.String("log-level", "info", "debug, info, warn or error")
 	showVersion := flag.Bool("version", false, "print versions and exit")
@@ -45,13 +48,13 @@ func main() {
 		fmt.Println(versions())
 		return
 	}
-	if err := run(*listenAddr, *sqliteDir, *pragmas, *logLevel); err != nil {
+	if err := run(*listenAddr, *postgresURL, *sqliteDir, *pragmas, *logLevel); err != nil {
 		fmt.Fprintln(os.Stderr, "ferretdb:", err)
 		os.Exit(1)
 	}
 }
 
-func run(listenAddr, sqliteDir, pragmas, logLevel string) error {
+func run(listenAddr, postgresURL, sqliteDir, pragmas, logLevel string) error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 		return fmt.Errorf("-log-level: %w", err)
@@ -61,17 +64,21 @@ func run(listenAddr, sqliteDir, pragmas, logLevel string) error {
 	if _, _, err := net.SplitHostPort(listenAddr); err != nil {
 		return fmt.Errorf("-listen-addr %q: %w", listenAddr, err)
 	}
-	sqliteURL, err := sqliteURI(sqliteDir, pragmas)
-	if err != nil {
-		return err
+	config := ferretdb.Config{Listener: ferretdb.ListenerConfig{TCP: listenAddr}, Logger: logger}
+	switch {
+	case postgresURL != "" && sqliteDir != "":
+		return errors.New("give -postgresql-url or -sqlite-dir, not both")
+	case postgresURL != "":
+		config.Handler, config.PostgreSQLURL = "postgresql", postgresURL
+	default:
+		sqliteURL, err := sqliteURI(sqliteDir, pragmas)
+		if err != nil {
+			return err
+		}
+		config.Handler, config.SQLiteURL = "sqlite", sqliteURL
 	}
 
-	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: listenAddr},
-		Logger:    logger,
-		Handler:   "sqlite",
-		SQLiteURL: sqliteURL,
-	})
+	f, err := ferretdb.New(&config)
 	if err != nil {
 		return err
 	}
@@ -79,7 +86,7 @@ func run(listenAddr, sqliteDir, pragmas, logLevel string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
-	logger.Info("starting", "versions", versions(), "listen", listenAddr, "sqlite", sqliteURL, "pid", os.Getpid())
+	logger.Info("starting", "versions", versions(), "listen", listenAddr, "backend", config.Handler, "pid", os.Getpid())
 	if err := f.Run(ctx); err != nil { // returns once ctx is cancelled and everything is closed
 		return err
 	}
@@ -166,5 +173,5 @@ func versions() string {
 			ferret = dep.Version
 		}
 	}
-	return fmt.Sprintf("FerretDB %s (embedded, sqlite), %s", ferret, bi.GoVersion)
+	return fmt.Sprintf("FerretDB %s (embedded, postgresql or sqlite), %s", ferret, bi.GoVersion)
 }

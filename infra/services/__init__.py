@@ -8,6 +8,7 @@ from infra.services.base import Service
 
 # name -> "module:Class", in start order (cheap servers first so failures surface early).
 REGISTRY = {
+    "postgres": "infra.services.postgres:Postgres",
     "mongo": "infra.services.mongo:Mongo",
     "kafka": "infra.services.kafka:Kafka",
     "nifi": "infra.services.nifi:NiFi",
@@ -22,6 +23,11 @@ REGISTRY = {
     "airflow-scheduler": "infra.services.airflow:AirflowScheduler",
     "airflow-dag-processor": "infra.services.airflow:AirflowDagProcessor",
 }
+
+
+# A server that cannot start without others: naming it (SERVICES=mongo, stack.require("mongo"))
+# brings them along, in start order. FerretDB stores its data in PostgreSQL.
+NEEDS = {"mongo": ("postgres",)}
 
 
 def _load(spec: str) -> Service:
@@ -41,3 +47,9 @@ def by_name(names: list[str]) -> list[Service]:
     if unknown:
         raise SystemExit(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(REGISTRY)}")
     return [_load(REGISTRY[n]) for n in names]
+
+
+def with_needs(names: list[str]) -> list[str]:
+    """``names`` preceded by the servers they need (NEEDS), each once, in start order."""
+    needed = [dep for n in names for dep in NEEDS.get(n, ()) if dep not in names]
+    return list(dict.fromkeys([n for n in REGISTRY if n in needed] + list(names)))

@@ -17,6 +17,7 @@ from infra.services.base import Service, java_env
 from infra.services.spark_connector import install_spark_connector
 
 SOCKETIO_CLIENT = "socket.io-client@4.8.1"
+CHARTJS = "chart.js@4.6.1"  # the archive page's chart (its UMD build, served by the web app)
 
 
 def platform_env(s: Settings) -> dict[str, str]:
@@ -73,6 +74,7 @@ class WebApp(Service):
 
     def install(self, s: Settings) -> None:
         install_socketio_client(s)
+        install_npm_file(s, CHARTJS, Path("chart.js") / "dist" / "chart.umd.min.js")
 
     def command(self, s: Settings, workdir: Path) -> list[str]:
         return [sys.executable, "-m", "webapp"]
@@ -84,6 +86,25 @@ class WebApp(Service):
         status = json.loads(http_get(f"{self.url(s)}/healthz"))
         if not status.get("response_consumer_ready"):
             raise StackError("the Kafka response consumer is not assigned yet")
+
+
+def install_npm_file(s: Settings, spec: str, file: Path) -> Path:
+    """``file`` of the npm package ``spec``, fetched from the npm registry into the cache once
+    (served by the web app itself: pages must work without internet, and the CSP allows
+    scripts from 'self' only)."""
+    prefix = s.cache / "npm"
+    target = prefix / "node_modules" / file
+    if target.exists():
+        return target
+    npm = shutil.which("npm")
+    if npm is None:
+        raise StackError(f"webapp: npm is needed once to fetch {spec}")
+    print(f"[webapp] fetching {spec} from npm into {prefix}", flush=True)
+    result = subprocess.run([npm, "install", "--prefix", str(prefix), spec, "--no-audit", "--no-fund", "--silent"],
+                            capture_output=True, text=True)
+    if result.returncode != 0 or not target.exists():
+        raise StackError(f"webapp: npm install {spec} failed:\n{result.stdout}{result.stderr}")
+    return target
 
 
 def install_socketio_client(s: Settings) -> Path:

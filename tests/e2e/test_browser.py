@@ -42,6 +42,7 @@ def test_predict_a_flight_and_see_the_live_answer(platform, page):
         return uuid[:8] in page.inner_text("table.data")
 
     wait_for(listed, 60, f"request {uuid} on the history page")
+    assert "an estimate" in page.inner_text("#history-count")
     shot(page, "history")
 
 
@@ -103,4 +104,6 @@ def test_nifi_canvas_shows_the_running_flow_and_the_archive_page_its_files(platf
         page.reload()
     first = page.locator("#text-files tbody tr").first.inner_text()
     assert first.startswith("predictions-") and ".txt" in first, first
+    # The parquet archive's chart: Chart.js, served by the web app itself, ran under the CSP.
+    page.wait_for_selector("#archive-chart[data-ready='1']", state="attached", timeout=30_000)
     shot(page, "archive")

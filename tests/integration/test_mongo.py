@@ -1,4 +1,4 @@
-"""The MongoDB wire server of the local stack (FerretDB v1, SQLite) as the platform uses it,
+"""The MongoDB wire server of the local stack (FerretDB v1 on PostgreSQL) as the platform uses it,
 through flightdelay.stores.mongo: prediction documents keyed by the request UUID, written
 insert-if-absent by the job's writer, and the indexes and queries of the history page."""
 import dataclasses
@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from flightdelay.stores import Refused, mongo
-from flightdelay.stores.mongo import INDEXES, MongoWriter
+from flightdelay.stores.mongo import MongoWriter
 from infra.services.mongo import Mongo
 from spark_jobs.sinks import write_batch
 
@@ -57,7 +57,9 @@ def test_the_writer_stores_the_response_fields_keyed_by_uuid(fresh, client):
     assert write(fresh, p) == 1
     coll = mongo.collection(client, fresh)
     doc = coll.find_one({"_id": p["UUID"]})
-    assert doc == {"_id": p["UUID"], **{k: v for k, v in p.items() if not k.startswith("_")}}
+    assert doc == {"_id": p["UUID"], **{k: v for k, v in p.items() if not k.startswith("_")},
+                   "requested_day": "2023-11-14", "requested_hour": "2023-11-14T22",
+                   "requested_slot": "2023-11-14T22:1"}
     assert mongo.find_prediction(coll, p["UUID"]) == {k: v for k, v in p.items() if not k.startswith("_")}
     assert mongo.find_prediction(coll, str(uuid.uuid4())) is None
 
@@ -143,28 +145,22 @@ def test_write_batch_retries_while_the_store_is_unreachable(mongo_settings):
     assert writer._client is None
 
 
-def test_platform_collection_has_the_history_indexes(mongo_settings, client):
+def test_platform_collection_has_only_the_indexes_its_server_uses(mongo_settings, client):
+    """FerretDB gets no MongoDB secondary index (none could serve its pushed-down queries);
+    PostgreSQL gets one GIN index per equality key of the history walk, and uses them for
+    the SQL FerretDB sends (``_jsonb->$1 @> $2``, prepared)."""
+    from infra.services.mongo import postgres_table
+    from infra.services.postgres import psql
+
     Mongo().bootstrap(mongo_settings)  # a second bootstrap is a no-op
-    assert mongo.ensure_collection(mongo_settings) == []  # nothing left to change
-    info = mongo.collection(client, mongo_settings).index_information()
-    for keys, name in INDEXES:
-        assert name in info, f"missing index {name}; have {sorted(info)}"
-        assert [tuple(k) for k in info[name]["key"]] == list(keys)
-    assert {"_id_"} | {name for _, name in INDEXES} == set(info)
-
-
-def test_history_filters_sorts_newest_first_and_pages(fresh, client):
-    base = 1_700_000_000_000
-    predictions = [prediction(Route=route, Origin=route[:3], Dest=route[4:], FlightDate=f"2013-11-0{day}",
-                              requested_at=base + 1000 * i)
-                   for i, (route, day) in enumerate([(r, d) for d in (1, 2, 3) for r in ("JFK-LAX", "LGA-ORD")])]
-    write(fresh, *predictions)
-    coll = mongo.collection(client, fresh)
-
-    page = mongo.history(coll, {"Route": "JFK-LAX", "Carrier": "", "unknown": "x"}, page=1, page_size=2)
-    assert page.filters == {"Route": "JFK-LAX"} and page.total == 3 and page.pages == 2
-    assert [d["FlightDate"] for d in page.rows] == ["2013-11-03", "2013-11-02"]
-    assert "_id" not in page.rows[0]
-    second = mongo.history(coll, {"Route": "JFK-LAX"}, page=2, page_size=2)
-    assert [d["FlightDate"] for d in second.rows] == ["2013-11-01"]
-    assert mongo.history(coll, {"Route": "LGA-ORD", "FlightDate": "2013-11-02"}).total == 1
+    assert mongo.ensure_collection(mongo_settings, mongo_indexes=False) == []
+    assert set(mongo.collection(client, mongo_settings).index_information()) == {"_id_"}
+    table = postgres_table(mongo_settings, mongo_settings.mongo_collection)
+    indexes = psql(mongo_settings, f"SELECT indexname || ' ' || indexdef FROM pg_indexes WHERE tablename = '{table}'")
+    for field in mongo.POSTGRES_GIN_FIELDS:
+        assert f"USING gin (((_jsonb -> '{field}'::text)))" in indexes, indexes
+    plan = psql(mongo_settings, f"""SET enable_seqscan = off;
+        PREPARE q(text, jsonb, text, jsonb) AS SELECT _jsonb FROM "{mongo_settings.mongo_database}"."{table}"
+          WHERE _jsonb->$1 @> $2 AND _jsonb->$3 @> $4;
+        EXPLAIN EXECUTE q('requested_day', '"2013-11-05"', 'Route', '"JFK-LAX"')""")
+    assert "Bitmap Index Scan on " + f"{table}_fd_gin_" in plan and "Seq Scan" not in plan, plan

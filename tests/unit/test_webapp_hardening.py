@@ -7,7 +7,7 @@ import pytest
 
 from tests.unit.test_webapp import VALID, make_app, prediction_for
 from webapp import socketio
-from webapp.pages import page_number
+from webapp.pages import day_or_none, history_cursor, history_query
 from webapp.predictions import deliver_prediction, deliver_rejection
 
 HOSTILE_BODIES = {
@@ -118,7 +118,23 @@ def test_a_late_prediction_after_a_rejection_is_still_ignored_by_the_lookup(app)
     assert app.test_client().get(f"/api/v1/predictions/{uuid}").status_code == 422
 
 
-@pytest.mark.parametrize("raw, page", [(None, 1), ("3", 3), ("0", 1), ("-2", 1), ("x", 1), ("\u0663", 1),
-                                       ("99999999999999999999999", 1), ("100001", 100_000)])
-def test_history_page_numbers_are_clamped(raw, page):
-    assert page_number(raw) == page
+@pytest.mark.parametrize("raw, cursor", [
+    (None, None), ("", None), ("x", None), ("1700000000000_", (1700000000000, "")),
+    ("1700000000000_0b1c-9f", (1700000000000, "0b1c-9f")), ("\u0663_ab", None), ("-5_ab", None),
+    ("9" * 30 + "_ab", None), ("17_ab'; drop", None)])
+def test_history_cursors_are_parsed_or_ignored(raw, cursor):
+    assert history_cursor(raw) == cursor
+
+
+@pytest.mark.parametrize("raw, day", [("2026-11-28", "2026-11-28"), ("2026-02-30", None), ("28/11/2026", None),
+                                      ("", None), ("\u0662026-11-28", None)])
+def test_history_date_bounds_are_days_or_nothing(raw, day):
+    assert day_or_none(raw) == day
+
+
+def test_history_query_keeps_known_filters_and_a_numeric_class():
+    query = history_query({"Route": "JFK-LAX", "Carrier": "", "prediction": "3", "from": "2026-11-01",
+                           "to": "nope", "unknown": "x"}, "1700000000000_ab")
+    assert query.filters == {"Route": "JFK-LAX", "prediction": 3}
+    assert (query.date_from, query.date_to, query.before) == ("2026-11-01", None, (1700000000000, "ab"))
+    assert history_query({"prediction": "three"}, None).filters == {}

@@ -1,0 +1,283 @@
+"""Query benchmark: the history pages (MongoDB wire, FerretDB) and the archive page (HDFS
+parquet) at a given number of stored predictions.
+
+Usage:
+    python -m bench.queries [--n 1000000] [--days 90] [--repeat 20] [--keep] [--reuse]
+                            [--only history|archive] [--legacy]
+
+Starts the servers it needs (like `make up`), then loads --n synthetic predictions (real
+routes and carriers of the served model's reference data, requests spread over the last
+--days days, in request order) straight into the stores through the platform's own writers,
+into bench-only places: the collection ``bench_queries`` (and its summary) and the archive
+path ``<FD_PREDICTION_ARCHIVE_PATH>_bench``. Then times each page/query --repeat times (p50/p95):
+history first and deep pages (40 pages down, by keyset cursor), per filter; the archive
+summary cold (a new client, nothing cached in this process) and warm. --legacy also times
+the query shape the history page used before (count + sort + skip) on the same data.
+--reuse skips the load when the bench collection already holds --n predictions; --keep
+leaves the bench data in place. Prints progress, then as its last line one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import random
+import subprocess
+import time
+import uuid as uuidlib
+from pathlib import Path
+
+from flightdelay.config import Settings, load_settings
+from flightdelay.reference import load_reference
+from flightdelay.schema import LABELS
+from flightdelay.stores import mongo
+from infra import launcher
+from infra.services import by_name, with_needs
+
+BENCH_COLLECTION = "bench_queries"
+DEEP_PAGE = 40
+
+
+def say(message: str) -> None:
+    print(f"[bench] {message}", flush=True)
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def bench_settings(s: Settings) -> Settings:
+    return dataclasses.replace(s, mongo_collection=BENCH_COLLECTION,
+                               prediction_archive_path=f"{s.prediction_archive_path}_bench")
+
+
+# -- synthetic predictions ----------------------------------------------------------------------
+def synthetic(n: int, days: int, seed: int = 7):
+    """``n`` predictions in request order over the last ``days`` days, on real routes."""
+    reference = load_reference()
+    routes = [(o, d) for o in reference.origins() for d in reference.destinations(o)]
+    carriers = sorted(reference.carriers)
+    rng = random.Random(seed)
+    end_ms = int(time.time() * 1000)
+    start_ms = end_ms - days * 86_400_000
+    step = (end_ms - start_ms) / max(1, n)
+    for i in range(n):
+        origin, dest = routes[rng.randrange(len(routes))]
+        requested_at = int(start_ms + i * step)
+        cls = rng.choices(list(LABELS), weights=(35, 30, 20, 15))[0]
+        probabilities = [0.1] * len(LABELS)
+        probabilities[cls] = 1 - 0.1 * (len(LABELS) - 1)
+        flight_day = time.strftime("%Y-%m-%d", time.gmtime(requested_at / 1000 + rng.randrange(0, 30) * 86400))
+        yield {"UUID": str(uuidlib.UUID(int=rng.getrandbits(128), version=4)), "Carrier": rng.choice(carriers),
+               "Origin": origin, "Dest": dest, "Route": f"{origin}-{dest}", "FlightDate": flight_day,
+               "CRSDepTime": rng.randrange(500, 2300), "CRSArrTime": rng.randrange(600, 2359),
+               "DepDelay": float(rng.randrange(-15, 120)), "FlightNum": str(rng.randrange(1, 5000)),
+               "prediction": cls, "label": LABELS[cls], "probabilities": probabilities,
+               "model_name": "flight_delay_rf", "model_version": "1", "requested_at": requested_at,
+               "predicted_at": requested_at + 40}
+
+
+# -- process figures ----------------------------------------------------------------------------
+def rss_mb(pids: list[int]) -> float:
+    """Resident memory of ``pids`` and all their descendants (PostgreSQL forks a backend per connection)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    total, todo = 0, list(pids)
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, []))
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+def server_pids(s: Settings, names: list[str]) -> list[int]:
+    pids = []
+    for svc in by_name(names):
+        tracked = launcher.read_tracked(launcher.pid_file(s, svc))
+        if tracked is not None:
+            pids.append(tracked.pid)
+    return pids
+
+
+def du_mb(path: Path) -> float | None:
+    result = subprocess.run(["du", "-sm", str(path)], capture_output=True, text=True)
+    return float(result.stdout.split()[0]) if result.returncode == 0 else None
+
+
+def postgres_mb(s: Settings, collection: str) -> float | None:
+    """On-disk size of FerretDB's tables (with indexes and TOAST) of ``collection`` and its summary."""
+    if s.mongo_backend != "postgresql":
+        return None
+    from infra.services.mongo import postgres_table
+    from infra.services.postgres import psql
+
+    total = 0
+    for name in (collection, f"{collection}_days"):
+        table = postgres_table(s, name)
+        if table:
+            total += int(psql(s, f"SELECT pg_total_relation_size('\"{s.mongo_database}\".\"{table}\"')"))
+    return total / 1e6
+
+
+# -- loading ------------------------------------------------------------------------------------
+def load_mongo(s: Settings, n: int, days: int, chunk: int = 5000) -> float:
+    mongo.drop_collection(s)
+    mongo.ensure_collection(s, mongo_indexes=s.mongo_backend not in ("postgresql", "sqlite"))
+    if s.mongo_backend == "postgresql":
+        from infra.services.mongo import ensure_postgres_indexes
+
+        ensure_postgres_indexes(s, s.mongo_collection)
+    writer = mongo.MongoWriter(s)
+    began = last_note = time.monotonic()
+    batch: list[dict] = []
+    done = 0
+    for p in synthetic(n, days):
+        batch.append(writer.convert(p))
+        if len(batch) == chunk:
+            done += writer.write(batch)
+            batch = []
+            if time.monotonic() - last_note > 10:
+                rate = done / (time.monotonic() - began)
+                say(f"mongo: {done:,}/{n:,} loaded, {rate:,.0f}/s, ~{(n - done) / rate:,.0f} s left")
+                last_note = time.monotonic()
+    done += writer.write(batch)
+    writer.reset()
+    took = time.monotonic() - began
+    say(f"mongo: {done:,} predictions loaded in {took:,.0f} s ({done / took:,.0f}/s)")
+    return took
+
+
+def mongo_holds(s: Settings, n: int) -> bool:
+    with mongo.client(s) as c:
+        everything = mongo.summary_collection(c, s).find_one({"_id": mongo.ALL_DAYS})
+    return bool(everything) and everything.get("n") == n
+
+
+# -- timing -------------------------------------------------------------------------------------
+def timed(action, repeat: int) -> dict:
+    times = []
+    result = None
+    for _ in range(repeat):
+        began = time.perf_counter()
+        result = action()
+        times.append((time.perf_counter() - began) * 1000)
+    return {"p50_ms": round(percentile(times, 50), 1), "p95_ms": round(percentile(times, 95), 1),
+            "max_ms": round(max(times), 1), "rows": len(result.rows) if hasattr(result, "rows") else None,
+            "count": result.count if isinstance(result, mongo.HistoryPage) else None}
+
+
+def history_cases(s: Settings, days: int) -> dict[str, mongo.HistoryQuery]:
+    reference = load_reference()
+    origin = reference.origins()[0]
+    route = f"{origin}-{reference.destinations(origin)[0]}"
+    carrier = sorted(reference.carriers)[0]
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    week_ago = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 7 * 86400))
+    month_ago = time.strftime("%Y-%m-%d", time.gmtime(time.time() - days // 3 * 86400))
+    return {
+        "all": mongo.HistoryQuery(),
+        f"route {route}": mongo.HistoryQuery(filters={"Route": route}),
+        f"carrier {carrier}": mongo.HistoryQuery(filters={"Carrier": carrier}),
+        "class 3": mongo.HistoryQuery(filters={"prediction": 3}),
+        f"route {route} + class 3": mongo.HistoryQuery(filters={"Route": route, "prediction": 3}),
+        f"requests {week_ago}..{today}": mongo.HistoryQuery(date_from=week_ago, date_to=today),
+        f"carrier {carrier}, requests {month_ago}..{week_ago}":
+            mongo.HistoryQuery(filters={"Carrier": carrier}, date_from=month_ago, date_to=week_ago),
+    }
+
+
+def time_history(s: Settings, days: int, repeat: int) -> dict:
+    figures = {}
+    with mongo.client(s) as c:
+        coll, summary = mongo.collection(c, s), mongo.summary_collection(c, s)
+        for name, query in history_cases(s, days).items():
+            first = timed(lambda q=query: mongo.history(coll, summary, q), repeat)
+            deep_query, depth = query, 1
+            while depth < DEEP_PAGE:  # follow the cursor down like a reader clicking "older"
+                page = mongo.history(coll, summary, deep_query)
+                if page.next_before is None:
+                    break
+                deep_query = dataclasses.replace(query, before=page.next_before)
+                depth += 1
+            deep = timed(lambda q=deep_query: mongo.history(coll, summary, q), repeat)
+            figures[name] = {"first": first, f"page_{depth}": deep}
+            say(f"history {name}: first page p50 {first['p50_ms']} ms p95 {first['p95_ms']} ms "
+                f"({first['rows']} rows, count {first['count']}); page {depth} p50 {deep['p50_ms']} ms "
+                f"p95 {deep['p95_ms']} ms")
+    return figures
+
+
+def time_legacy(s: Settings, repeat: int) -> dict:
+    """The query shape of the history page before the bucketed walk: count + sort + skip."""
+    figures = {}
+    with mongo.client(s, timeout_ms=600_000) as c:
+        coll = mongo.collection(c, s)
+        for name, query, skip in (("all, page 1", {}, 0), ("all, page 40", {}, 25 * 39),
+                                  ("route, page 1", {"Route": "EWR-IAH"}, 0)):
+            def legacy(q=query, k=skip):
+                coll.count_documents(q)
+                return list(coll.find(q, {"_id": 0}).sort("requested_at", -1).skip(k).limit(25))
+
+            figures[name] = timed(legacy, repeat)
+            say(f"legacy history {name}: p50 {figures[name]['p50_ms']} ms p95 {figures[name]['p95_ms']} ms")
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--only", choices=["history", "archive"])
+    parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--reuse", action="store_true")
+    parser.add_argument("--legacy", action="store_true")
+    args = parser.parse_args(argv)
+    base = load_settings()
+    s = bench_settings(base)
+    wanted = {"history": ["mongo"], "archive": ["hdfs"]}.get(args.only, ["mongo", "hdfs"])
+    launcher.up(base, by_name(with_needs(wanted)))
+    result: dict = {"n": args.n, "days": args.days, "repeat": args.repeat, "mongo_backend": s.mongo_backend}
+    if "mongo" in wanted:
+        store_pids = server_pids(base, with_needs(["mongo"]))
+        rss_before = rss_mb(store_pids)
+        if args.reuse and mongo_holds(s, args.n):
+            say(f"mongo: reusing the {args.n:,} predictions of {BENCH_COLLECTION}")
+        else:
+            result["mongo_load_s"] = round(load_mongo(s, args.n, args.days), 1)
+        result["mongo_rss_mb_after_load"] = round(rss_mb(store_pids), 1)
+        result["mongo_rss_mb_before_load"] = round(rss_before, 1)
+        disk = postgres_mb(s, s.mongo_collection)
+        result["mongo_disk_mb"] = None if disk is None else round(disk, 1)
+        result["history"] = time_history(s, args.days, args.repeat)
+        if args.legacy:
+            result["legacy_history"] = time_legacy(s, max(1, min(args.repeat, 3)))
+        result["mongo_rss_mb_after_queries"] = round(rss_mb(store_pids), 1)
+        if not args.keep:
+            mongo.drop_collection(s)
+    if "hdfs" in wanted:
+        from bench import archive_load
+
+        result["archive"] = archive_load.run(s, args.n, args.days, args.repeat, reuse=args.reuse, keep=args.keep)
+    say(f"done (pid {os.getpid()})")
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
