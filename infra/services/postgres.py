@@ -5,7 +5,8 @@ so every history query decodes the whole collection; on PostgreSQL it pushes top
 equality filters down as ``_jsonb->'field' @> value``, which GIN expression indexes serve
 (``flightdelay.stores.mongo.POSTGRES_INDEXES``; README, "Querying the data").
 
-The cluster lives in the workdir (``<state>/postgres/data``), is created by ``initdb`` on the first
+The cluster lives in the workdir (``<state>/postgres/data``; under /var/tmp/flightdelay-postgres when
+the server user cannot reach the workdir, e.g. a clone under /root), is created by ``initdb`` on the first
 start only, listens on TCP loopback only (no Unix socket) with trust authentication (a local
 development stack: nothing but loopback can reach it). PostgreSQL refuses to run as root, so
 when the launcher runs as root the server runs as ``FD_POSTGRES_USER`` (default ``postgres``,
@@ -15,6 +16,7 @@ launcher tracks is the postmaster's own.
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import pwd
 import shutil
@@ -67,6 +69,23 @@ def as_server_user(s: Settings, cmd: list[str]) -> list[str]:
     return [setpriv, f"--reuid={s.postgres_user}", f"--regid={s.postgres_user}", "--init-groups", "--", *cmd]
 
 
+def reachable_by_server_user(s: Settings, path: Path) -> bool:
+    """Can the server user traverse to ``path``? (Not under a root-only home such as /root.)"""
+    if os.geteuid() != 0:
+        return True
+    probe = subprocess.run(as_server_user(s, ["test", "-x", str(path)]), capture_output=True)
+    return probe.returncode == 0
+
+
+def data_dir(s: Settings, workdir: Path) -> Path:
+    """The cluster's directory: ``<workdir>/data``, or, when the server user cannot reach the
+    workdir (a clone under /root), a directory of its own under /var/tmp named after it."""
+    if reachable_by_server_user(s, workdir):
+        return workdir / "data"
+    digest = hashlib.sha256(str(workdir.resolve()).encode()).hexdigest()[:12]
+    return Path("/var/tmp/flightdelay-postgres") / digest
+
+
 def server_env(s: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     env.update(LANG="C.UTF-8", LC_ALL="C.UTF-8")
@@ -100,7 +119,11 @@ class Postgres(Service):
         tool("postgres")  # the Makefile's `postgresql` target installs the Debian package
 
     def prepare(self, s: Settings, workdir: Path) -> None:
-        data = workdir / "data"
+        data = data_dir(s, workdir)
+        if data.parent != workdir:
+            data.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+            (workdir / "data-location.txt").write_text(f"{data}\n")
+            print(f"[postgres] {s.postgres_user} cannot reach {workdir}: data in {data}", flush=True)
         if (data / "PG_VERSION").exists():
             return
         if data.exists():  # a half-finished initdb: start over
@@ -118,7 +141,7 @@ class Postgres(Service):
 
     def command(self, s: Settings, workdir: Path) -> list[str]:
         options = dict(SERVER_OPTIONS, listen_addresses=s.host)
-        cmd = [tool("postgres"), "-D", str(workdir / "data"), "-p", str(s.postgres_port)]
+        cmd = [tool("postgres"), "-D", str(data_dir(s, workdir)), "-p", str(s.postgres_port)]
         for key, value in options.items():
             cmd += ["-c", f"{key}={value}"]
         return as_server_user(s, cmd)
