@@ -107,7 +107,8 @@ def test_documents_ferretdb_refuses_become_dead_letters_and_the_rest_is_written(
 def test_a_document_the_server_itself_refuses_is_reported_and_the_rest_written(fresh, client):
     """Past the writer's own check (a rule it does not know), the server's per-document
     refusal is reported as Refused with the row's index, not raised for a retry."""
-    docs = [mongo.document(prediction()), {"_id": str(uuid.uuid4()), "a.b": 1}, mongo.document(prediction())]
+    dotted = {**mongo.document(prediction()), "a.b": 1}  # a stored document in every other way
+    docs = [mongo.document(prediction()), dotted, mongo.document(prediction())]
     writer = MongoWriter(fresh)
     try:
         with pytest.raises(Refused) as refused:
