@@ -173,8 +173,9 @@ class AirflowApiServer(AirflowService):
         check_airflow(s)
 
     def bootstrap(self, s: Settings) -> None:
-        print(f"[airflow] UI {s.airflow_url} login {s.airflow_user} / {ui_password(s)} "
-              f"(password kept in {s.airflow_home / PASSWORDS_FILE})", flush=True)
+        # The password itself stays in its file (mode 600): console output ends up in logs.
+        print(f"[airflow] UI {s.airflow_url} login {s.airflow_user}, password in "
+              f"{s.airflow_home / PASSWORDS_FILE}", flush=True)
 
 
 class AirflowScheduler(AirflowService):
