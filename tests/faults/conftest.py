@@ -196,17 +196,20 @@ class Browser:
         """UUIDs whose response reached Kafka while this browser was connected and watching
         them (a watch sent in the same connection before the response, which arrived at least
         GRACE before the connection ended). A watch the web app handles after the response
-        came is answered with the result at once, so no gap is needed before the response:
-        requiring one left nothing owed when the pipeline answered in 40 ms."""
+        came is answered with the result at once, so in the first connection no gap is needed
+        before the response (requiring one left nothing owed when the pipeline answered in
+        40 ms); after a reconnect the watch must precede the response by GRACE, the restarted
+        web app's response consumer starting at the topic's end meanwhile."""
         out = set()
         with self.lock:
             for uuid, times in self.watched.items():
                 t = arrived.get(uuid)
                 if t is None:
                     continue
-                for began, ended in self.intervals:
+                for i, (began, ended) in enumerate(self.intervals):
                     ended = float("inf") if ended is None else ended
-                    if any(began <= w <= t for w in times) and t <= ended - self.GRACE:
+                    gap = 0.0 if i == 0 else self.GRACE
+                    if any(began <= w <= t - gap for w in times) and t <= ended - self.GRACE:
                         out.add(uuid)
                         break
         return out
