@@ -12,17 +12,6 @@ HOUR = 3_600_000
 START = 1_763_251_200_000  # 2025-11-16T00:00Z
 
 
-@pytest.fixture(scope="module")
-def mongo_settings(stack):
-    return stack.require("mongo")
-
-
-@pytest.fixture(scope="module")
-def client(mongo_settings):
-    with mongo.client(mongo_settings) as c:
-        yield c
-
-
 def prediction(i: int, route: str, cls: int, at: int) -> dict:
     return {"UUID": str(uuid.UUID(int=i + 1, version=4)), "Carrier": "AA" if i % 2 else "B6",
             "Origin": route[:3], "Dest": route[4:], "Route": route, "FlightDate": "2013-11-05",

@@ -12,17 +12,6 @@ from infra.services.mongo import Mongo
 from spark_jobs.sinks import write_batch
 
 
-@pytest.fixture(scope="module")
-def mongo_settings(stack):
-    return stack.require("mongo")
-
-
-@pytest.fixture(scope="module")
-def client(mongo_settings):
-    with mongo.client(mongo_settings) as c:
-        yield c
-
-
 @pytest.fixture
 def fresh(mongo_settings, client):
     """Settings naming a collection of its own for one test, created with the platform's
