@@ -85,6 +85,7 @@ train: venv
 # Benchmarks print figures (last line: one JSON object); they never fail on time. The soak runs last,
 # so the last line of `make bench` is its JSON (RSS start/end per platform process, lost/duplicated).
 bench: venv
+	$(PY) -m bench.forest
 	$(PY) -m bench.pipeline $(BENCH_ARGS)
 	$(PY) -m infra up
 	$(PY) -m bench.webapp

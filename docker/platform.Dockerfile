@@ -4,11 +4,11 @@
 #   docker build -f docker/platform.Dockerfile -t flightdelay-platform .
 FROM python:3.11-slim-bookworm
 
-# Java 17 for pyspark's JVM; Maven and npm fetch the Kafka connector jars and the browser's
-# Socket.IO client at build time (python -m infra install), exactly as `make up` does.
+# Java 17 for pyspark's JVM, the JDK since the job builds its compiled-forest UDF with javac;
+# Maven and npm fetch the Kafka connector jars and the browser's Socket.IO client at build time (python -m infra install), exactly as `make up` does.
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-       openjdk-17-jre-headless maven npm procps \
+       openjdk-17-jdk-headless maven npm procps \
     && rm -rf /var/lib/apt/lists/* \
     && ln -s "/usr/lib/jvm/java-17-openjdk-$(dpkg --print-architecture)" /usr/lib/jvm/java-17
 

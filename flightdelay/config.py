@@ -101,6 +101,9 @@ class Settings:
     spark_executor_memory: str = _setting("768m", "heap of each executor on the cluster")
     spark_daemon_memory: str = _setting("256m", "heap of the standalone master and worker daemons")
     spark_driver_memory: str = _setting("2g", "Spark driver memory (local mode: all of Spark)")
+    predict_engine: str = _setting("compiled", "how the job evaluates the model: compiled (the forest as flat "
+                                    "arrays in a JVM UDF, same predictions, a fraction of the CPU) or mllib "
+                                    "(PipelineModel.transform)")
     predict_trigger: str = _setting("realtime", "predict query trigger: realtime or microbatch")
     realtime_interval: str = _setting("5 minutes", "real-time batch length: checkpoint interval, max replay after a crash")
     predict_linger_ms: int = _setting(5, "Kafka linger of the predict query's answers (ms)")

@@ -67,6 +67,7 @@ DEFAULT_MAX_DEPTH = 10
 FEATURES_COLUMN = "features"
 PREDICTION_COLUMN = "prediction"
 PROBABILITY_COLUMN = "probability"
+PROBABILITIES_COLUMN = "probabilities"  # the same as an array<double>
 
 
 def index_column(name: str) -> str:
@@ -86,7 +87,7 @@ def hhmm_to_minutes(hhmm: Column) -> Column:
     return (F.floor(hhmm / 100) * 60 + F.pmod(hhmm, F.lit(100))).cast("int")
 
 
-def _literal_map(mapping: dict, value_type: str) -> Column:
+def literal_map(mapping: dict, value_type: str) -> Column:
     """A MAP<STRING, value_type> constant (batch and streaming frames, no join needed).
 
     Written as from_json over ONE string literal, which the optimizer folds into a map literal
@@ -121,7 +122,7 @@ def season_of_month(month: Column) -> Column:
 
 def airport_tz(reference: Reference, airport: Column) -> Column:
     zones = {code: a["tz"] for code, a in reference.airports.items()}
-    return F.coalesce(_literal_map(zones, "STRING")[airport], F.lit(reference.defaults["tz"]))
+    return F.coalesce(literal_map(zones, "STRING")[airport], F.lit(reference.defaults["tz"]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -139,11 +140,11 @@ def add_features(df: DataFrame, reference: Reference) -> DataFrame:
     date = F.to_date(F.col("FlightDate"), JAVA_DATE_FORMAT)
     route = F.concat_ws(ROUTE_SEPARATOR, F.col("Origin"), F.col("Dest"))
     season = season_of_month(F.month(date))
-    distance = F.coalesce(_literal_map(distances, "DOUBLE")[route], F.lit(float(d["distance"])))
+    distance = F.coalesce(literal_map(distances, "DOUBLE")[route], F.lit(float(d["distance"])))
     estimate = F.lit(float(d["elapsed_intercept"])) + F.lit(float(d["elapsed_per_mile"])) * distance
     season_key = F.concat_ws(SEASON_KEY_SEPARATOR, route, season.cast("string"))
-    typical_elapsed = F.coalesce(_literal_map(seasonal, "DOUBLE")[season_key],
-                                 _literal_map(typical, "DOUBLE")[route], estimate)
+    typical_elapsed = F.coalesce(literal_map(seasonal, "DOUBLE")[season_key],
+                                 literal_map(typical, "DOUBLE")[route], estimate)
     # Two projections only: each withColumn re-analyses the plan, which costs on every micro-batch.
     out = df.withColumns({
         "Route": route,

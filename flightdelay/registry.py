@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 SHIPPED_VERSION = "default"          # model_version of predictions made by the shipped model
 MODEL_ARTIFACT_PATH = "model"        # mlflow.spark model inside a registered run
+MLFLOW_SPARK_SUBDIR = "sparkml"      # the PipelineModel inside an mlflow.spark model folder
 REFERENCE_ARTIFACT_PATH = "reference/reference.json"
 METRICS_ARTIFACT_PATH = "metrics.json"
 # What "there is nothing there" looks like in the registry's answers (no model, no alias).
@@ -132,23 +133,62 @@ class ServedModel:
     pipeline: object  # pyspark.ml.PipelineModel
     reference: Reference
     source: str       # "mlflow" or "shipped"
+    forest: object = None  # flightdelay.compiled_forest.CompiledForest, or None: MLlib serves
+
+    @property
+    def engine(self) -> str:
+        return "compiled" if self.forest is not None else "mllib"
+
+    def predict(self, features):
+        """A frame of model inputs (``add_features`` output) + ``prediction`` (double) and
+        ``probabilities`` (array<double>), by the compiled forest or by MLlib: the same values."""
+        from flightdelay.features import PREDICTION_COLUMN, PROBABILITIES_COLUMN, PROBABILITY_COLUMN
+
+        if self.forest is not None:
+            return self.forest.score(features, PREDICTION_COLUMN, PROBABILITIES_COLUMN)
+        from pyspark.ml.functions import vector_to_array
+
+        return self.pipeline.transform(features).withColumn(PROBABILITIES_COLUMN,
+                                                            vector_to_array(PROBABILITY_COLUMN))
 
 
-def load_pipeline(s: Settings, version: str):
-    """The registered version's Spark PipelineModel."""
+def compiled_forest(s: Settings, pipeline_dir: Path, pipeline):
+    """The pipeline's forest compiled for the job (FD_PREDICT_ENGINE=compiled), or None when
+    MLlib is asked for or the model cannot be compiled exactly (the reason is logged)."""
+    if s.predict_engine != "compiled":
+        return None
+    from flightdelay.compiled_forest import NotCompilable, compile_saved_pipeline
+    from flightdelay.spark import forest_udf_jar
+
+    if forest_udf_jar(s) is None:
+        return None
+    try:
+        return compile_saved_pipeline(pipeline_dir, pipeline)
+    except NotCompilable as exc:
+        log.warning("the model is served by MLlib, not compiled: %s", exc)
+        return None
+
+
+def load_pipeline(s: Settings, version: str, local_dir: str | None = None):
+    """The registered version's Spark PipelineModel (its MLflow model folder downloaded into
+    ``local_dir`` if given, else a temporary folder)."""
+    import mlflow
     import mlflow.spark
 
     mlflow.set_tracking_uri(s.mlflow_uri)   # "models:/" URIs resolve through the tracking server too
     mlflow.set_registry_uri(s.mlflow_uri)
-    return mlflow.spark.load_model(model_uri(s, version))
+    local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri(s, version), dst_path=local_dir)
+    return mlflow.spark.load_model(local)
 
 
 def load_registered(s: Settings, version: str) -> ServedModel:
     mv = client(s).get_model_version(s.model_name, version)
-    pipeline = load_pipeline(s, version)
+    with tempfile.TemporaryDirectory() as local:
+        pipeline = load_pipeline(s, version, local)
+        forest = compiled_forest(s, Path(local) / MLFLOW_SPARK_SUBDIR, pipeline)
     reference = reference_from_run(mv.run_id, s.mlflow_uri)
     log.info("loaded %s version %s (run %s) from MLflow", s.model_name, version, mv.run_id)
-    return ServedModel(s.model_name, str(version), pipeline, reference, "mlflow")
+    return ServedModel(s.model_name, str(version), pipeline, reference, "mlflow", forest)
 
 
 def load_shipped(s: Settings) -> ServedModel:
@@ -156,7 +196,8 @@ def load_shipped(s: Settings) -> ServedModel:
 
     pipeline = PipelineModel.load(str(SHIPPED.pipeline))
     log.info("loaded the shipped default model from %s", SHIPPED.pipeline)
-    return ServedModel(s.model_name, SHIPPED_VERSION, pipeline, shipped_reference(), "shipped")
+    return ServedModel(s.model_name, SHIPPED_VERSION, pipeline, shipped_reference(), "shipped",
+                       compiled_forest(s, SHIPPED.pipeline, pipeline))
 
 
 def load_served_model(s: Settings) -> ServedModel:

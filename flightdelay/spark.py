@@ -6,14 +6,54 @@ this module stays cheap for components that never start Spark.
 """
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
+import subprocess
+import tempfile
+import zipfile
+from pathlib import Path
 
-from flightdelay.config import Settings
+from flightdelay.config import REPO_ROOT, Settings
+
+log = logging.getLogger(__name__)
 
 
 def kafka_connector_jars(s: Settings) -> list[str]:
     lib = s.cache / "spark-kafka" / "lib"
     return sorted(str(p) for p in lib.glob("*.jar"))
+
+
+FOREST_UDF_SOURCE = REPO_ROOT / "flightdelay" / "jvm" / "FlatForest.java"
+
+
+def forest_udf_jar(s: Settings) -> Path | None:
+    """The compiled-forest UDF (flightdelay/compiled_forest.py) as a jar in the cache, built
+    with the JDK's javac against pyspark's own jars the first time this source is seen. None
+    (and MLlib serves) when no javac is there."""
+    import pyspark
+
+    source = FOREST_UDF_SOURCE.read_bytes()
+    jar = s.cache / "forest-udf" / f"flat-forest-{hashlib.sha256(source).hexdigest()[:12]}.jar"
+    if jar.exists():
+        return jar
+    javac = Path(s.java17_home) / "bin" / "javac"
+    if not javac.exists():
+        log.warning("no javac at %s: the compiled forest is unavailable, MLlib will serve", javac)
+        return None
+    spark_jars = Path(pyspark.__file__).parent / "jars"
+    classpath = [str(p) for pattern in ("spark-sql-api_*.jar", "scala-library-*.jar") for p in spark_jars.glob(pattern)]
+    jar.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=jar.parent) as build:
+        subprocess.run([str(javac), "--release", "17", "-nowarn", "-cp", os.pathsep.join(classpath),
+                        "-d", build, str(FOREST_UDF_SOURCE)], check=True, capture_output=True, text=True)
+        partial = Path(build) / jar.name
+        with zipfile.ZipFile(partial, "w") as out:
+            for cls in Path(build).rglob("*.class"):
+                out.write(cls, cls.relative_to(build).as_posix())
+        partial.replace(jar)  # atomic: a concurrent builder sees no half-written jar
+    log.info("built %s", jar)
+    return jar
 
 
 QUICK_JIT = "-XX:TieredStopAtLevel=1"
@@ -69,6 +109,8 @@ def get_spark(s: Settings, app_name: str, *, ui: bool = False, long_running: boo
     if s.spark_master_url.startswith("spark://"):
         conf.update(cluster_conf(s))
     jars = kafka_connector_jars(s)
+    forest_jar = forest_udf_jar(s) if s.predict_engine == "compiled" else None
+    jars += [str(forest_jar)] if forest_jar else []
     if jars:
         # Local paths: on a cluster the driver serves them to every executor, which adds them
         # to its classpath (no executor needs the cache, nor Ivy, nor the network).

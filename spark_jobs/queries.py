@@ -51,8 +51,8 @@ def start_predict(spark: SparkSession, s: Settings, served: ServedModel):
     writer = writer.trigger(realTime=s.realtime_interval) if realtime \
         else writer.trigger(processingTime="0 seconds")
     query = writer.start()
-    log.info("query predict started (%s trigger) serving %s version %s (%s)",
-             "real-time" if realtime else "micro-batch", served.name, served.version, served.source)
+    log.info("query predict started (%s trigger) serving %s version %s (%s, %s engine)",
+             "real-time" if realtime else "micro-batch", served.name, served.version, served.source, served.engine)
     return query
 
 

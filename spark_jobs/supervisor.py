@@ -107,7 +107,8 @@ class PredictionJob:
         """What the launcher's readiness probe, the status page and the bench read (flightdelay.status)."""
         job_status.write(
             self.settings,
-            model={"name": self.served.name, "version": self.served.version, "source": self.served.source},
+            model={"name": self.served.name, "version": self.served.version, "source": self.served.source,
+                   "engine": self.served.engine},
             queries={name: {"active": q.isActive, "id": str(q.id), **query_progress(q)}
                      for name, q in self.queries.items()})
 

@@ -7,7 +7,7 @@ from pyspark.sql import functions as F
 
 from flightdelay import schema
 from flightdelay.config import Settings
-from flightdelay.features import PREDICTION_COLUMN, PROBABILITY_COLUMN, add_features
+from flightdelay.features import PREDICTION_COLUMN, PROBABILITIES_COLUMN, add_features
 from flightdelay.registry import ServedModel
 from spark_jobs.validate import ERRORS, error_summary, is_valid, validated
 
@@ -32,17 +32,14 @@ def score(requests: DataFrame, served: ServedModel, s: Settings) -> DataFrame:
     safe = {name: F.when(valid, F.col(name)).otherwise(F.lit(value))
             for name, value in placeholder_request(served).items()}
     frame = frame.withColumns(safe)
-    scored = served.pipeline.transform(add_features(frame, served.reference))
-
-    from pyspark.ml.functions import vector_to_array
-
+    scored = served.predict(add_features(frame, served.reference))
     labels = F.array(*[F.lit(schema.LABELS[c]) for c in sorted(schema.LABELS)])
     prediction = F.col(PREDICTION_COLUMN).cast("int")
     now_ms = F.expr("CAST(reflect('java.lang.System', 'currentTimeMillis') AS BIGINT)")
     response_columns = {
         "Route": F.col("Route"), "Distance": F.col("Distance"), "prediction": prediction,
         "label": F.element_at(labels, prediction + 1),
-        "probabilities": vector_to_array(F.col(PROBABILITY_COLUMN)),
+        "probabilities": F.col(PROBABILITIES_COLUMN),
         "model_name": F.lit(served.name), "model_version": F.lit(served.version),
         "predicted_at": now_ms,
     }
