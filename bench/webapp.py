@@ -47,6 +47,7 @@ class Browser(threading.Thread):
         self.url, self.forms, self.start_line, self.timeout = url, forms, start, timeout
         self.latencies: list[float] = []
         self.acks: list[float] = []
+        self.stages: list[tuple[float, float, float]] = []  # (submit -> requested_at, -> predicted_at, -> shown)
         self.timeouts = 0
         self.errors: list[str] = []
 
@@ -70,13 +71,13 @@ class Browser(threading.Thread):
         @client.on("prediction")
         def on_prediction(p):
             with done:
-                arrived[p["UUID"]] = time.perf_counter()
+                arrived[p["UUID"]] = (time.perf_counter(), time.time() * 1000, p)
                 done.notify_all()
 
         client.connect(self.url, headers={"Cookie": cookie}, transports=["websocket"], wait_timeout=30)
         self.start_line.wait()
         for form in self.forms:
-            sent = time.perf_counter()
+            sent, sent_ms = time.perf_counter(), time.time() * 1000
             ack = client.call("predict", dict(form, csrf_token=token), timeout=30)
             self.acks.append((time.perf_counter() - sent) * 1000)
             if "uuid" not in ack:
@@ -86,8 +87,22 @@ class Browser(threading.Thread):
                 if not done.wait_for(lambda uuid=ack["uuid"]: uuid in arrived, timeout=self.timeout):
                     self.timeouts += 1
                     continue
-            self.latencies.append((arrived[ack["uuid"]] - sent) * 1000)
+            shown, shown_ms, prediction = arrived[ack["uuid"]]
+            self.latencies.append((shown - sent) * 1000)
+            self.stages.append(stages_of(sent_ms, prediction, shown_ms))
         client.disconnect()
+
+
+STAGES = ("web_app_in_ms", "kafka_and_job_ms", "web_app_out_ms")
+
+
+def stages_of(sent_ms: float, prediction: dict, shown_ms: float) -> tuple[float, float, float]:
+    """Where one submission's time went, from the wall clocks of this machine: submit -> the web
+    app stamped requested_at (socket in, CSRF, rate limit, validation); -> the job stamped
+    predicted_at (produce, Kafka, the predict query); -> the browser had it (response topic, the
+    web app's consumer, the emit to the room, the socket out)."""
+    requested, predicted = prediction.get("requested_at") or 0, prediction.get("predicted_at") or 0
+    return requested - sent_ms, predicted - requested, shown_ms - predicted
 
 
 def say(message: str) -> None:
@@ -105,6 +120,7 @@ def browse_in_process(url: str, form_lists: list[list[dict]], timeout: float, st
     for b in browsers:
         b.join()
     out.put({"latencies": [x for b in browsers for x in b.latencies], "acks": [x for b in browsers for x in b.acks],
+             "stages": [x for b in browsers for x in b.stages],
              "timeouts": sum(b.timeouts for b in browsers), "errors": [e for b in browsers for e in b.errors]})
 
 
@@ -146,6 +162,9 @@ def main() -> int:
         latencies = [x for part in parts for x in part["latencies"]]
         acks = [x for part in parts for x in part["acks"]]
         errors = [e for part in parts for e in part["errors"]]
+        stages = [x for part in parts for x in part["stages"]]
+        stage_p50 = {name: round(percentile([x[i] for x in stages], 50) or -1, 1) for i, name in enumerate(STAGES)}
+        stage_p95 = {name: round(percentile([x[i] for x in stages], 95) or -1, 1) for i, name in enumerate(STAGES)}
         for error in errors[:5]:
             say(f"error: {error}")
         figures = {"machine": host, "clients": args.clients, "processes": len(procs), "submitted": args.clients * args.requests,
@@ -153,10 +172,12 @@ def main() -> int:
                    "p50_ms": round(percentile(latencies, 50) or -1, 1), "p95_ms": round(percentile(latencies, 95) or -1, 1),
                    "p99_ms": round(percentile(latencies, 99) or -1, 1),
                    "ack_p50_ms": round(percentile(acks, 50) or -1, 1), "ack_p95_ms": round(percentile(acks, 95) or -1, 1),
+                   "stages_p50_ms": stage_p50, "stages_p95_ms": stage_p95,
                    "seconds": round(elapsed, 1), "results_per_s": round(len(latencies) / elapsed, 1)}
         print(f"[bench] {figures['results']}/{figures['submitted']} results, p50 {figures['p50_ms']} ms, "
               f"p95 {figures['p95_ms']} ms, p99 {figures['p99_ms']} ms (ack p50 {figures['ack_p50_ms']} ms, "
               f"p95 {figures['ack_p95_ms']} ms) in {figures['seconds']} s", flush=True)
+        say(f"stages p50 {stage_p50}, p95 {stage_p95}")
     print(json.dumps(figures))
     return 0
 
