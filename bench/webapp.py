@@ -93,14 +93,14 @@ class Browser(threading.Thread):
         client.disconnect()
 
 
-STAGES = ("web_app_in_ms", "kafka_and_job_ms", "web_app_out_ms")
+STAGES = ("submit_to_validated_ms", "validated_to_predicted_ms", "predicted_to_shown_ms")
 
 
 def stages_of(sent_ms: float, prediction: dict, shown_ms: float) -> tuple[float, float, float]:
     """Where one submission's time went, from the wall clocks of this machine: submit -> the web
     app stamped requested_at (socket in, CSRF, rate limit, validation); -> the job stamped
-    predicted_at (produce, Kafka, the predict query); -> the browser had it (response topic, the
-    web app's consumer, the emit to the room, the socket out)."""
+    predicted_at (the web app's produce, Kafka, the predict query); -> the browser had it (the
+    job's Kafka sink, the web app's consumer, the emit to the room, the socket out)."""
     requested, predicted = prediction.get("requested_at") or 0, prediction.get("predicted_at") or 0
     return requested - sent_ms, predicted - requested, shown_ms - predicted
 
