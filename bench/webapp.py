@@ -7,10 +7,12 @@ Needs the platform up (`make up`); runs its own web app process (bench/own_webap
 simulated browser shares one address, past the per-client rate limit). Each simulated browser loads the page (session cookie and
 CSRF token, as a browser does), opens a Socket.IO websocket, then submits its form
 ``--requests`` times, one after the other, timing submit -> "prediction" event for its UUID
-(and submit -> the "accepted" acknowledgement). The browsers are spread over ``--processes``
-client processes: 50 browsers as threads of one Python process (each Socket.IO client adds a
-reader, a writer and a thread per incoming message) wait for each other's GIL and scheduling,
-and the bench then partly measures itself.
+(and submit -> the "accepted" acknowledgement, and the stages between the request's
+requested_at and predicted_at stamps). The browsers are spread over ``--processes`` client
+processes, as real browsers are independent: as threads of one Python process (each Socket.IO
+client adds a reader, a writer and a thread per incoming message) they share one GIL, which
+py-spy found about 20% busy; on the shared 2-core machine the difference to one process was
+within the noise of the other stacks' load.
 Prints progress and, as its last line, one JSON object with the figures.
 """
 from __future__ import annotations
