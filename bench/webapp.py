@@ -1,18 +1,25 @@
 """Form submit -> result shown, through the running web app, Kafka and the streaming job.
 
 Usage:
-    python -m bench.webapp [--clients 50] [--requests 20]
+    python -m bench.webapp [--clients 50] [--requests 20] [--processes 5]
 
 Needs the platform up (`make up`); runs its own web app process (bench/own_webapp.py: every
 simulated browser shares one address, past the per-client rate limit). Each simulated browser loads the page (session cookie and
 CSRF token, as a browser does), opens a Socket.IO websocket, then submits its form
-``--requests`` times, one after the other, timing submit -> "prediction" event for its UUID.
+``--requests`` times, one after the other, timing submit -> "prediction" event for its UUID
+(and submit -> the "accepted" acknowledgement, and the stages between the request's
+requested_at and predicted_at stamps). The browsers are spread over ``--processes`` client
+processes, as real browsers are independent: as threads of one Python process (each Socket.IO
+client adds a reader, a writer and a thread per incoming message) they share one GIL, which
+py-spy found about 20% busy; on the shared 2-core machine the difference to one process was
+within the noise of the other stacks' load.
 Prints progress and, as its last line, one JSON object with the figures.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import re
 import threading
 import time
@@ -41,10 +48,19 @@ class Browser(threading.Thread):
         super().__init__(daemon=True)
         self.url, self.forms, self.start_line, self.timeout = url, forms, start, timeout
         self.latencies: list[float] = []
+        self.acks: list[float] = []
+        self.stages: list[tuple[float, float, float]] = []  # (submit -> requested_at, -> predicted_at, -> shown)
         self.timeouts = 0
         self.errors: list[str] = []
 
     def run(self):
+        try:
+            self.browse()
+        except Exception as exc:  # a browser that cannot connect must not leave the others waiting
+            self.errors.append(f"{type(exc).__name__}: {exc}")
+            self.start_line.abort()
+
+    def browse(self):
         http = requests.Session()
         http.trust_env = False
         page = http.get(self.url + "/", timeout=30)
@@ -57,14 +73,15 @@ class Browser(threading.Thread):
         @client.on("prediction")
         def on_prediction(p):
             with done:
-                arrived[p["UUID"]] = time.perf_counter()
+                arrived[p["UUID"]] = (time.perf_counter(), time.time() * 1000, p)
                 done.notify_all()
 
         client.connect(self.url, headers={"Cookie": cookie}, transports=["websocket"], wait_timeout=30)
         self.start_line.wait()
         for form in self.forms:
-            sent = time.perf_counter()
+            sent, sent_ms = time.perf_counter(), time.time() * 1000
             ack = client.call("predict", dict(form, csrf_token=token), timeout=30)
+            self.acks.append((time.perf_counter() - sent) * 1000)
             if "uuid" not in ack:
                 self.errors.append(str(ack))
                 continue
@@ -72,18 +89,53 @@ class Browser(threading.Thread):
                 if not done.wait_for(lambda uuid=ack["uuid"]: uuid in arrived, timeout=self.timeout):
                     self.timeouts += 1
                     continue
-            self.latencies.append((arrived[ack["uuid"]] - sent) * 1000)
+            shown, shown_ms, prediction = arrived[ack["uuid"]]
+            self.latencies.append((shown - sent) * 1000)
+            self.stages.append(stages_of(sent_ms, prediction, shown_ms))
         client.disconnect()
+
+
+STAGES = ("submit_to_validated_ms", "validated_to_predicted_ms", "predicted_to_shown_ms")
+
+
+def stages_of(sent_ms: float, prediction: dict, shown_ms: float) -> tuple[float, float, float]:
+    """Where one submission's time went, from the wall clocks of this machine: submit -> the web
+    app stamped requested_at (socket in, CSRF, rate limit, validation); -> the job stamped
+    predicted_at (the web app's produce, Kafka, the predict query); -> the browser had it (the
+    job's Kafka sink, the web app's consumer, the emit to the room, the socket out)."""
+    requested, predicted = prediction.get("requested_at") or 0, prediction.get("predicted_at") or 0
+    return requested - sent_ms, predicted - requested, shown_ms - predicted
 
 
 def say(message: str) -> None:
     print(f"[bench] {message}", flush=True)
 
 
+def browse_in_process(url: str, form_lists: list[list[dict]], timeout: float, start, out) -> None:
+    """One client process: a browser thread per form list. Once all of them are connected, wait
+    at ``start`` (shared with the other processes and the parent), then submit; put the figures
+    on ``out``."""
+    local_start = threading.Barrier(len(form_lists), action=lambda: start.wait(120))
+    browsers = [Browser(url, forms, local_start, timeout) for forms in form_lists]
+    for b in browsers:
+        b.start()
+    for b in browsers:
+        b.join()
+    out.put({"latencies": [x for b in browsers for x in b.latencies], "acks": [x for b in browsers for x in b.acks],
+             "stages": [x for b in browsers for x in b.stages],
+             "timeouts": sum(b.timeouts for b in browsers), "errors": [e for b in browsers for e in b.errors]})
+
+
+def spread(items: list, groups: int) -> list[list]:
+    """``items`` dealt round-robin into at most ``groups`` non-empty lists."""
+    return [items[i::groups] for i in range(min(groups, len(items)))]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument("--processes", type=int, default=5, help="client processes the browsers are spread over")
     parser.add_argument("--timeout", type=float, default=10.0)
     args = parser.parse_args()
     s = load_settings()
@@ -92,28 +144,42 @@ def main() -> int:
     host["before"] = machine.warn_if_busy(say)
     with own_webapp(s) as url:
         reference = load_reference()
-        start = threading.Barrier(args.clients + 1)
-        browsers = []
-        for i in range(args.clients):
-            forms = [{k: str(v) if v is not None else "" for k, v in r.items() if k in FORM_FIELDS}
-                     for r in sample_requests(reference, args.requests, seed=100 + i)]
-            browsers.append(Browser(url, forms, start, args.timeout))
-        for b in browsers:
-            b.start()
-        print(f"[bench] {args.clients} browsers connected to {url}; each submits {args.requests} flights", flush=True)
-        start.wait()
+        form_lists = [[{k: str(v) if v is not None else "" for k, v in r.items() if k in FORM_FIELDS}
+                       for r in sample_requests(reference, args.requests, seed=100 + i)] for i in range(args.clients)]
+        groups = spread(form_lists, args.processes)
+        # spawn: the children start clean, with no copy of this process's threads or sockets
+        ctx = multiprocessing.get_context("spawn")
+        start, out = ctx.Barrier(len(groups) + 1), ctx.Queue()
+        procs = [ctx.Process(target=browse_in_process, args=(url, group, args.timeout, start, out), daemon=True)
+                 for group in groups]
+        for p in procs:
+            p.start()
+        start.wait(300)
+        say(f"{args.clients} browsers in {len(procs)} processes connected to {url}; each submits {args.requests} flights")
         began = time.monotonic()
-        for b in browsers:
-            b.join()
+        parts = [out.get() for _ in procs]
         elapsed = time.monotonic() - began
-        latencies = [x for b in browsers for x in b.latencies]
-        figures = {"machine": host, "clients": args.clients, "submitted": args.clients * args.requests, "results": len(latencies),
-                   "timeouts": sum(b.timeouts for b in browsers), "errors": sum(len(b.errors) for b in browsers),
+        for p in procs:
+            p.join(30)
+        latencies = [x for part in parts for x in part["latencies"]]
+        acks = [x for part in parts for x in part["acks"]]
+        errors = [e for part in parts for e in part["errors"]]
+        stages = [x for part in parts for x in part["stages"]]
+        stage_p50 = {name: round(percentile([x[i] for x in stages], 50) or -1, 1) for i, name in enumerate(STAGES)}
+        stage_p95 = {name: round(percentile([x[i] for x in stages], 95) or -1, 1) for i, name in enumerate(STAGES)}
+        for error in errors[:5]:
+            say(f"error: {error}")
+        figures = {"machine": host, "clients": args.clients, "processes": len(procs), "submitted": args.clients * args.requests,
+                   "results": len(latencies), "timeouts": sum(part["timeouts"] for part in parts), "errors": len(errors),
                    "p50_ms": round(percentile(latencies, 50) or -1, 1), "p95_ms": round(percentile(latencies, 95) or -1, 1),
-                   "p99_ms": round(percentile(latencies, 99) or -1, 1), "seconds": round(elapsed, 1),
-                   "results_per_s": round(len(latencies) / elapsed, 1)}
+                   "p99_ms": round(percentile(latencies, 99) or -1, 1),
+                   "ack_p50_ms": round(percentile(acks, 50) or -1, 1), "ack_p95_ms": round(percentile(acks, 95) or -1, 1),
+                   "stages_p50_ms": stage_p50, "stages_p95_ms": stage_p95,
+                   "seconds": round(elapsed, 1), "results_per_s": round(len(latencies) / elapsed, 1)}
         print(f"[bench] {figures['results']}/{figures['submitted']} results, p50 {figures['p50_ms']} ms, "
-              f"p95 {figures['p95_ms']} ms in {figures['seconds']} s", flush=True)
+              f"p95 {figures['p95_ms']} ms, p99 {figures['p99_ms']} ms (ack p50 {figures['ack_p50_ms']} ms, "
+              f"p95 {figures['ack_p95_ms']} ms) in {figures['seconds']} s", flush=True)
+        say(f"stages p50 {stage_p50}, p95 {stage_p95}")
     print(json.dumps(figures))
     return 0
 

@@ -11,7 +11,7 @@ import uuid as uuidlib
 
 from flask import Flask, current_app, request
 
-from flightdelay import schema
+from flightdelay import registry, schema
 from flightdelay.schema import ValidationError, validate_request
 from webapp import socketio
 
@@ -120,6 +120,7 @@ def start_response_consumer(app: Flask) -> None:
     if app.extensions.get("fd.consumer_started"):
         return
     app.extensions["fd.consumer_started"] = True
+    registry.import_client()  # before the worker serves, not on the follower while it serves
     socketio.start_background_task(app.extensions["fd.bridge"].consume_responses,
                                    lambda prediction: deliver_prediction(app, prediction),
                                    lambda rejection: deliver_rejection(app, rejection))

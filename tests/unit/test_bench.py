@@ -69,3 +69,19 @@ def test_machine_description_and_busy_share_come_from_proc():
     assert host["cores"] >= 1 and host["cpu"]
     state = busy(0.2)
     assert 0 <= state["cpu_busy_pct"] <= 100
+
+
+def test_browsers_are_dealt_over_at_most_the_client_processes_asked_for():
+    from bench.webapp import spread
+
+    assert spread(list(range(5)), 2) == [[0, 2, 4], [1, 3]]
+    assert spread([0, 1], 5) == [[0], [1]]
+    assert sorted(x for group in spread(list(range(50)), 5) for x in group) == list(range(50))
+
+
+def test_stages_of_a_submission_add_up_to_its_latency():
+    from bench.webapp import stages_of
+
+    in_, job, out = stages_of(1000.0, {"requested_at": 1012, "predicted_at": 1050}, 1090.0)
+    assert (in_, job, out) == (12, 38, 40.0)
+    assert in_ + job + out == 1090.0 - 1000.0
