@@ -297,7 +297,8 @@ def run_realtime(tmp: Path, reference, args) -> dict:
         say(f"drained: {responses}/{len(sent_at)} responses, {len(sent_at) - responses} lost, {late} late")
         say(f"waiting up to {args.store_wait:.0f} s for MongoDB and Cassandra to hold every prediction")
         stores = count_in_stores(s, list(sent_at), args.store_wait)
-    return {"steady": public(steady), "ramp": [public(r) for r in steps[1:]], "max_held_per_s": max_held,
+        engine = ((job_status.read(s) or {}).get("model") or {}).get("engine")
+    return {"engine": engine, "steady": public(steady), "ramp": [public(r) for r in steps[1:]], "max_held_per_s": max_held,
             "sent": len(sent_at), "responses": responses, "lost": len(sent_at) - responses, "late": late,
             "duplicate_responses": collector.duplicates, **stores, **({"profile": profile} if profile else {})}
 
