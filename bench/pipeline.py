@@ -148,8 +148,11 @@ def predict_batch(s) -> int:
     """The predict query's last completed batch (the job's status file). In real-time mode a
     batch lasts FD_REALTIME_INTERVAL; between two batches (commit, checkpoint, planning the
     next) no task reads Kafka, and the requests of that moment wait: a step that spans a batch
-    end shows it in its p99, so each step reports how many batches ended during it."""
-    return ((job_status.read(s) or {}).get("queries", {}).get("predict", {}).get("batch")) or 0
+    end shows it in its p99, so each step reports how many batches ended during it. -1 before
+    the first batch ended (batch 0 ending is a batch end too). The job writes its status every
+    FD_MODEL_POLL_S (10 s): a batch ending in a step's last seconds is counted by the next step."""
+    batch = (job_status.read(s) or {}).get("queries", {}).get("predict", {}).get("batch")
+    return -1 if batch is None else int(batch)
 
 
 def held(result: dict, max_p99_ms: float) -> bool:
