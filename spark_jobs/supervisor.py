@@ -166,8 +166,10 @@ def install_progress_logging(spark: SparkSession) -> None:
         def onQueryProgress(self, event):
             p = event.progress
             if p.numInputRows:
-                log.info("query %s batch %s: %d rows, %.0f rows/s, %s", p.name, p.batchId, p.numInputRows,
-                         p.processedRowsPerSecond or 0, p.durationMs.get("triggerExecution"))
+                # The parts say where a slow batch, or a real-time batch's end, spent its time.
+                parts = ", ".join(f"{k} {v}" for k, v in sorted(p.durationMs.items()) if k != "triggerExecution")
+                log.info("query %s batch %s: %d rows, %.0f rows/s, %s ms (%s)", p.name, p.batchId, p.numInputRows,
+                         p.processedRowsPerSecond or 0, p.durationMs.get("triggerExecution"), parts)
             for op in p.stateOperators or []:
                 dropped = getattr(op, "numRowsDroppedByWatermark", 0)
                 if dropped:
