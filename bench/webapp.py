@@ -1,12 +1,14 @@
 """Form submit -> result shown, through the running web app, Kafka and the streaming job.
 
 Usage:
-    python -m bench.webapp [--clients 50] [--requests 20] [--processes 5]
+    python -m bench.webapp [--clients 50] [--requests 20] [--processes 5] [--warmup 5]
 
 Needs the platform up (`make up`); runs its own web app process (bench/own_webapp.py: every
 simulated browser shares one address, past the per-client rate limit). Each simulated browser loads the page (session cookie and
 CSRF token, as a browser does), opens a Socket.IO websocket, then submits its form
-``--requests`` times, one after the other, timing submit -> "prediction" event for its UUID
+``--warmup`` times (not counted: a freshly started job or web app compiles its hot path first),
+waits for every browser to get there, then ``--requests`` times, one after the other, timing
+submit -> "prediction" event for its UUID
 (and submit -> the "accepted" acknowledgement, and the stages between the request's
 requested_at and predicted_at stamps). The browsers are spread over ``--processes`` client
 processes, as real browsers are independent: as threads of one Python process (each Socket.IO
@@ -18,8 +20,10 @@ Prints progress and, as its last line, one JSON object with the figures.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import multiprocessing
+import operator
 import re
 import threading
 import time
@@ -44,9 +48,10 @@ def percentile(values: list[float], p: float) -> float | None:
 
 
 class Browser(threading.Thread):
-    def __init__(self, url: str, forms: list[dict], start: threading.Barrier, timeout: float):
+    def __init__(self, url: str, forms: list[dict], start: threading.Barrier, timeout: float, warmup: int = 0):
         super().__init__(daemon=True)
-        self.url, self.forms, self.start_line, self.timeout = url, forms, start, timeout
+        self.url, self.start_line, self.timeout = url, start, timeout
+        self.warmup_forms, self.forms = forms[:warmup], forms[warmup:]
         self.latencies: list[float] = []
         self.acks: list[float] = []
         self.stages: list[tuple[float, float, float]] = []  # (submit -> requested_at, -> predicted_at, -> shown)
@@ -77,6 +82,10 @@ class Browser(threading.Thread):
                 done.notify_all()
 
         client.connect(self.url, headers={"Cookie": cookie}, transports=["websocket"], wait_timeout=30)
+        for form in self.warmup_forms:  # not counted: the web app's and the job's hot paths get compiled
+            uuid = client.call("predict", dict(form, csrf_token=token), timeout=30).get("uuid")
+            with done:
+                done.wait_for(functools.partial(operator.contains, arrived, uuid), timeout=self.timeout)
         self.start_line.wait()
         for form in self.forms:
             sent, sent_ms = time.perf_counter(), time.time() * 1000
@@ -111,12 +120,12 @@ def say(message: str) -> None:
     print(f"[bench] {message}", flush=True)
 
 
-def browse_in_process(url: str, form_lists: list[list[dict]], timeout: float, start, out) -> None:
+def browse_in_process(url: str, form_lists: list[list[dict]], timeout: float, start, out, warmup: int = 0) -> None:
     """One client process: a browser thread per form list. Once all of them are connected, wait
     at ``start`` (shared with the other processes and the parent), then submit; put the figures
     on ``out``."""
     local_start = threading.Barrier(len(form_lists), action=lambda: start.wait(120))
-    browsers = [Browser(url, forms, local_start, timeout) for forms in form_lists]
+    browsers = [Browser(url, forms, local_start, timeout, warmup) for forms in form_lists]
     for b in browsers:
         b.start()
     for b in browsers:
@@ -137,6 +146,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--processes", type=int, default=5, help="client processes the browsers are spread over")
     parser.add_argument("--timeout", type=float, default=10.0)
+    parser.add_argument("--warmup", type=int, default=5, help="submits per browser before the measured ones (not counted)")
     args = parser.parse_args()
     s = load_settings()
     host = machine.describe()
@@ -145,17 +155,20 @@ def main() -> int:
     with own_webapp(s) as url:
         reference = load_reference()
         form_lists = [[{k: str(v) if v is not None else "" for k, v in r.items() if k in FORM_FIELDS}
-                       for r in sample_requests(reference, args.requests, seed=100 + i)] for i in range(args.clients)]
+                       for r in sample_requests(reference, args.warmup + args.requests, seed=100 + i)]
+                      for i in range(args.clients)]
         groups = spread(form_lists, args.processes)
         # spawn: the children start clean, with no copy of this process's threads or sockets
         ctx = multiprocessing.get_context("spawn")
         start, out = ctx.Barrier(len(groups) + 1), ctx.Queue()
-        procs = [ctx.Process(target=browse_in_process, args=(url, group, args.timeout, start, out), daemon=True)
+        procs = [ctx.Process(target=browse_in_process, args=(url, group, args.timeout, start, out, args.warmup),
+                             daemon=True)
                  for group in groups]
         for p in procs:
             p.start()
         start.wait(300)
-        say(f"{args.clients} browsers in {len(procs)} processes connected to {url}; each submits {args.requests} flights")
+        say(f"{args.clients} browsers in {len(procs)} processes connected to {url} and warmed up ({args.warmup} submits "
+            f"each, not counted); each submits {args.requests} flights")
         began = time.monotonic()
         parts = [out.get() for _ in procs]
         elapsed = time.monotonic() - began
@@ -169,7 +182,8 @@ def main() -> int:
         stage_p95 = {name: round(percentile([x[i] for x in stages], 95) or -1, 1) for i, name in enumerate(STAGES)}
         for error in errors[:5]:
             say(f"error: {error}")
-        figures = {"machine": host, "clients": args.clients, "processes": len(procs), "submitted": args.clients * args.requests,
+        figures = {"machine": host, "warmup": f"{args.warmup} submits per browser, not counted",
+                   "clients": args.clients, "processes": len(procs), "submitted": args.clients * args.requests,
                    "results": len(latencies), "timeouts": sum(part["timeouts"] for part in parts), "errors": len(errors),
                    "p50_ms": round(percentile(latencies, 50) or -1, 1), "p95_ms": round(percentile(latencies, 95) or -1, 1),
                    "p99_ms": round(percentile(latencies, 99) or -1, 1),
