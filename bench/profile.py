@@ -16,13 +16,16 @@ from flightdelay.config import Settings
 # and a frame that must not be on the same stack (the forest's categorical splits look their
 # categories up in a Scala HashSet, as the validation's IN lists do).
 OPERATIONS = {
-    "forest evaluation": ("RandomForestClassificationModel.predictRaw", None),
+    "forest evaluation (MLlib engine)": ("RandomForestClassificationModel.predictRaw", None),
     "  of which categorical splits (boxed HashSet lookups)": ("CategoricalSplit.shouldGoLeft", None),
     "string indexing": ("StringIndexerModel", None),
     "vector assembly": ("VectorAssembler", None),
+    "forest evaluation (compiled engine)": ("FlatForest.call", None),
     "JSON parse of requests": ("JsonToStructs", None),
     "JSON serialise of responses": ("StructsToJson", None),
     "request validation (IN-list lookups)": ("HashSet.contains", "RandomForestClassificationModel"),
+    "request validation (date parsing)": ("TimestampFormatter.parse", None),
+    "request validation (regular expressions)": ("java.util.regex.", None),
     "Kafka sink (produce)": ("KafkaProducer.send", None),
     "Kafka source (fetch)": ("KafkaDataConsumer", None),
 }
@@ -69,7 +72,12 @@ class FlightRecording:
 
 
 def frame_name(frame: dict) -> str:
-    return f"{frame['method']['type']['name'].rsplit('.', 1)[-1]}.{frame['method']['name']}"
+    """``package.Class.method``: JFR writes class names with slashes (``java/util/regex/Matcher``)."""
+    return f"{frame['method']['type']['name'].replace('/', '.')}.{frame['method']['name']}"
+
+
+def short_name(frame: str) -> str:
+    return ".".join(frame.rsplit(".", 2)[-2:])
 
 
 def summarise(events: list[dict], top: int) -> dict:
@@ -92,7 +100,7 @@ def summarise(events: list[dict], top: int) -> dict:
         return round(100 * hits / len(stacks), 1)
 
     shares = {op: share(marker, excluded) for op, (marker, excluded) in OPERATIONS.items()}
-    self_frames = collections.Counter(st[0] for st in stacks if st)
+    self_frames = collections.Counter(short_name(st[0]) for st in stacks if st)
     return {"samples": total, "predict_samples": len(stacks),
             "predict_share_of_jvm_pct": round(100 * len(stacks) / max(1, total), 1),
             "predict_operations_pct": shares,

@@ -52,16 +52,28 @@ def test_profile_summary_attributes_the_busiest_stage_to_predict_and_its_operati
     events = ([sample(predict, "x.Jackson.nextToken", "y.JsonToStructs.eval", "z.KafkaDataWriter.writeAll")] * 3
               + [sample(predict, "s.HashSet.contains", "t.CategoricalSplit.shouldGoLeft",
                         "b.RandomForestClassificationModel.predictRaw")]
-              + [sample(predict, "s.HashSet.contains", "u.GeneratedClass.CaseWhen_1")]
+              + [sample(predict, "scala/collection/immutable/HashSet.contains", "u.GeneratedClass.CaseWhen_1")]
               + [sample(archive, "c.ArrowConverters.next")] * 2 + [sample("kafka-producer-network-thread", "d.Sender.run")])
     summary = summarise(events, top=2)
     assert summary["predict_samples"] == 5 and summary["samples"] == 8
     shares = summary["predict_operations_pct"]
     assert shares["JSON parse of requests"] == 60.0
-    assert shares["forest evaluation"] == 20.0 and shares["  of which categorical splits (boxed HashSet lookups)"] == 20.0
+    assert shares["forest evaluation (MLlib engine)"] == 20.0
+    assert shares["  of which categorical splits (boxed HashSet lookups)"] == 20.0
     assert shares["request validation (IN-list lookups)"] == 20.0  # the forest's own set lookups excluded
     assert shares["Kafka sink (produce)"] == 0.0
     assert summary["predict_top_self_frames"] == ["Jackson.nextToken 60.0%", "HashSet.contains 40.0%"]
+
+
+def test_profile_summary_reads_jfr_class_names_with_slashes():
+    predict = "Executor task launch worker for task 1.0 in stage 4.0 (TID 5)"
+    events = [sample(predict, "flightdelay/jvm/FlatForest.leafOf", "flightdelay/jvm/FlatForest.call")] * 2 + [
+        sample(predict, "java/util/regex/Pattern$Dollar.match", "java/util/regex/Matcher.find")]
+    summary = summarise(events, top=1)
+    shares = summary["predict_operations_pct"]
+    assert shares["forest evaluation (compiled engine)"] == 66.7
+    assert shares["request validation (regular expressions)"] == 33.3
+    assert summary["predict_top_self_frames"] == ["FlatForest.leafOf 66.7%"]
 
 
 def test_machine_description_and_busy_share_come_from_proc():
