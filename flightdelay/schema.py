@@ -29,7 +29,6 @@ UUID_RE = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-f
 INTEGER_RE = r"^[+-]?[0-9]{1,18}$"     # digit strings from web forms; longer is out of any range
 DECIMAL_RE = r"^[+-]?([0-9]{1,18}(\.[0-9]{0,18})?|\.[0-9]{1,18})([eE][+-]?[0-9]{1,3})?$"
 ASCII_WHITESPACE = " \t\n\r\x0b\x0c"  # what Java's \s matches; the job trims the same set
-JAVA_DATE_FORMAT = "yyyy-MM-dd"        # DATE_FORMAT for Spark
 EPOCH_MS_MAX = 2**63 - 1               # Spark BIGINT
 QUOTE_LIMIT = 40                       # characters of an offending value quoted in a message
 DATE_FORMAT = "%Y-%m-%d"
@@ -312,3 +311,4 @@ def validate_request(payload: Mapping[str, Any], reference=None, *, envelope: bo
     if errors:
         raise ValidationError(errors)
     return {name: clean[name] for name in names}
+

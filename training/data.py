@@ -238,7 +238,7 @@ def with_training_statistics(ref: Reference, train: DataFrame, split: str) -> Re
     scheduled times per route, from the TRAINING split only, plus a least-squares fall-back
     (minutes = a + b * miles) for routes without enough history."""
     tz = lambda col: features.airport_tz(ref, F.col(col))  # noqa: E731
-    date = F.to_date(F.col("FlightDate"), features.JAVA_DATE_FORMAT)
+    date = features.calendar_date(F.col("FlightDate"))
     actual = features.elapsed_minutes(date, F.col("DepTime"), F.col("ArrTime"), tz("Origin"), tz("Dest"))
     elapsed = (train.withColumn("Route", F.concat_ws(ROUTE_SEPARATOR, "Origin", "Dest"))
                .withColumn("Season", features.season_of_month(F.month(date)))

@@ -88,6 +88,9 @@ def test_good_request_has_no_errors_and_typed_columns(spark):
 @pytest.mark.parametrize("raw, reason", [
     (b"{not json", "not a JSON object"),
     (b"[1, 2, 3]", "not a JSON object"),
+    # Every field there and typed, then broken: the one-parse fast path must not take it.
+    (json.dumps(GOOD)[:-1].encode() + b", }", "not a JSON object"),
+    (json.dumps(GOOD)[:-1].encode() + b', "FlightNum": }', "not a JSON object"),
     (b"\xff\xfe\x00garbage", "not UTF-8"),
     (b'{"pad": "' + b"x" * MAX_MESSAGE_BYTES + b'"}', "larger than"),
     (None, "empty message"),
