@@ -86,6 +86,7 @@ train: venv
 # so the last line of `make bench` is its JSON (RSS start/end per platform process, lost/duplicated).
 bench: venv
 	$(PY) -m bench.forest
+	$(PY) -m bench.transform
 	$(PY) -m bench.pipeline $(BENCH_ARGS)
 	$(PY) -m infra up
 	$(PY) -m bench.webapp

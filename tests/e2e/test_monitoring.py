@@ -47,7 +47,7 @@ def test_spark_ui_shows_the_running_predict_query_and_its_statistics(platform, p
     row.locator("a[href*='statistics']").click()
     page.wait_for_selector("text=Streaming Query Statistics")
     # Spark fills the page with the query's first progress report, at the end of its first
-    # real-time batch (FD_REALTIME_INTERVAL, 5 min); before that it shows the title only.
+    # real-time batch (FD_REALTIME_INTERVAL, 15 min); before that it shows the title only.
     if "batch" in predict_progress(platform):
         text = page.inner_text("body")
         assert "Name: predict" in text
