@@ -14,7 +14,7 @@ from pathlib import Path
 from flightdelay import status as job_status
 from flightdelay.config import REPO_ROOT, load_settings
 from flightdelay.wait import wait_for
-from infra.services.kafka import ensure_topics
+from infra.services.kafka import delete_topics, ensure_topics
 from infra.services.mongo import Mongo
 from infra.services.spark_connector import install_spark_connector
 
@@ -64,6 +64,9 @@ class JobProcess:
             raise RuntimeError(f"job exited with {self.proc.returncode}; log {self.log}:\n"
                                + self.log.read_text()[-3000:])
         return job_status.all_running(job_status.read(self.settings), QUERIES)
+
+    def delete_topics(self) -> None:
+        delete_topics(self.settings, self.settings.platform_topics)
 
     def kill9(self) -> None:
         os.killpg(self.proc.pid, signal.SIGKILL)

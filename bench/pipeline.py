@@ -238,7 +238,7 @@ def warm_up(s, collector: Collector, reference, args) -> None:
 
 class BenchJob:
     """A bench instance of the streaming job with its response collector, stopped (and its
-    collection dropped: FerretDB scans whole collections) on the way out."""
+    collection dropped: FerretDB scans whole collections; its topics deleted) on the way out."""
 
     def __init__(self, tmp: Path, **env):
         self.job = JobProcess(tmp, FD_ARCHIVE_TRIGGER="60 seconds", FD_MODEL_POLL_S="5", **env)
@@ -256,6 +256,7 @@ class BenchJob:
         self.collector.stop.set()
         self.job.stop()
         mongo.drop_collection(self.s)
+        self.job.delete_topics()
 
 
 def late_responses(collector: Collector, steps: list[dict]) -> int:

@@ -120,3 +120,16 @@ def ensure_topics(s: Settings, topics, partitions: int | None = None) -> None:
         except Exception as exc:  # TOPIC_ALREADY_EXISTS from a concurrent creator is fine
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise StackError(f"kafka: could not create topic {topic}: {exc}") from exc
+
+
+def delete_topics(s: Settings, topics) -> None:
+    """Delete ``topics`` (a bench's own, once it is done: each left behind costs the broker
+    partitions to watch and disk, and slowed the next bench's figures)."""
+    admin = kafka.admin(s)
+    existing = set(admin.list_topics(timeout=10).topics)
+    doomed = [t for t in topics if t in existing]
+    for topic, future in (admin.delete_topics(doomed, operation_timeout=30).items() if doomed else []):
+        try:
+            future.result()
+        except Exception as exc:  # best effort: a topic left behind is only clutter
+            print(f"[kafka] could not delete topic {topic}: {exc}", flush=True)
