@@ -123,8 +123,8 @@ def ensure_topics(s: Settings, topics, partitions: int | None = None) -> None:
 
 
 def delete_topics(s: Settings, topics) -> None:
-    """Delete ``topics`` (a bench's own, once it is done: each left behind costs the broker
-    partitions to watch and disk, and slowed the next bench's figures)."""
+    """Delete ``topics`` (a bench's own, once it is done: each one left behind costs the broker
+    partitions to watch and disk)."""
     admin = kafka.admin(s)
     existing = set(admin.list_topics(timeout=10).topics)
     doomed = [t for t in topics if t in existing]
