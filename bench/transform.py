@@ -19,6 +19,7 @@ import json
 import os
 
 from bench import machine
+from bench.profile import jvm_child
 from bench.traffic import sample_requests
 from flightdelay.config import load_settings
 from flightdelay.registry import load_served_model
@@ -31,21 +32,6 @@ KAFKA_ROWS = "key binary, value binary, topic string, partition int, offset long
 
 def say(message: str) -> None:
     print(f"[bench] {message}", flush=True)
-
-
-def jvm_pid() -> int:
-    """This process's Spark JVM (pyspark starts it as a child)."""
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                parent = f.read().rsplit(")", 1)[1].split()[1]
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                is_java = b"java" in f.read()
-        except OSError:  # a process that just ended
-            continue
-        if parent == str(os.getpid()) and is_java:
-            return int(pid)
-    raise RuntimeError("no Spark JVM among this process's children")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -79,7 +65,7 @@ def main() -> int:
     rows = [(r["UUID"].encode(), json.dumps(r).encode(), "bench", 0, i, None) for i, r in enumerate(requests)]
     kafka_rows = spark.createDataFrame(rows, KAFKA_ROWS).repartition(2).cache()
     kafka_rows.count()
-    pid = jvm_pid()
+    pid = jvm_child(os.getpid())
     frames = {
         "rows_only": kafka_rows.select("key", "value"),
         "validation": validated(kafka_rows.withColumnRenamed("topic", "source_topic"), served.reference)

@@ -106,7 +106,7 @@ class Settings:
                                     "(PipelineModel.transform)")
     predict_trigger: str = _setting("realtime", "predict query trigger: realtime or microbatch")
     realtime_interval: str = _setting("15 minutes", "real-time batch length: checkpoint interval, max replay after a "
-                                      "crash; each batch end pauses answers for 1-3 s (README, Monitoring)")
+                                      "crash; each batch end pauses answers for seconds (README, Monitoring)")
     predict_linger_ms: int = _setting(5, "Kafka linger of the predict query's answers (ms)")
     store_trigger: str = _setting("1 second", "trigger of the MongoDB and Cassandra archive queries")
     archive_trigger: str = _setting("60 seconds", "trigger of the HDFS parquet archive query (one file per date per trigger)")

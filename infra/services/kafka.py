@@ -128,7 +128,9 @@ def delete_topics(s: Settings, topics) -> None:
     admin = kafka.admin(s)
     existing = set(admin.list_topics(timeout=10).topics)
     doomed = [t for t in topics if t in existing]
-    for topic, future in (admin.delete_topics(doomed, operation_timeout=30).items() if doomed else []):
+    if not doomed:
+        return
+    for topic, future in admin.delete_topics(doomed, operation_timeout=30).items():
         try:
             future.result()
         except Exception as exc:  # best effort: a topic left behind is only clutter
