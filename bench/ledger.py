@@ -140,7 +140,7 @@ class Topics(threading.Thread):
             consumer.assign(start)
             self.ready.set()
             while not self._halt.is_set():
-                for msg in consumer.consume(1000, 0.2):
+                for msg in kafka.arrived_messages(consumer, timeout=0.2):
                     if msg.error():
                         continue
                     key = (msg.key() or b"").decode("utf-8", "replace")

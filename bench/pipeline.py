@@ -88,7 +88,7 @@ class Collector(threading.Thread):
                                   {"auto.offset.reset": "earliest", "fetch.wait.max.ms": 5})
         consumer.subscribe([self.s.response_topic], on_assign=lambda c, p: self.ready.set())
         while not self.stop.is_set():
-            for msg in consumer.consume(1000, 0.05):
+            for msg in kafka.arrived_messages(consumer):
                 if msg.error():
                     continue
                 now = time.time()
