@@ -24,7 +24,7 @@ from pathlib import Path
 
 from flightdelay.config import Settings, load_settings
 from infra.process import StackError, alive, read_tracked, spawn, tail, terminate
-from infra.services import all_services, by_name, with_needs
+from infra.services import REGISTRY, all_services, by_name, with_needs
 from infra.services.base import Service
 from infra.services.spark_connector import install_spark_connector
 
@@ -174,7 +174,12 @@ def up(s: Settings, services: list[Service]) -> list[Service]:
 
 
 def down(s: Settings, services: list[Service]) -> None:
-    stopped = [svc.name for svc in reversed(services) if stop(s, svc)]
+    """Stop ``services`` in reverse start order whatever order they were named in: a server
+    stopped before a client of it (PostgreSQL before FerretDB) waits out its grace for the
+    client's connections to close."""
+    order = list(REGISTRY)
+    stopped = [svc.name for svc in sorted(services, key=lambda svc: order.index(svc.name), reverse=True)
+               if stop(s, svc)]
     print(f"stopped: {', '.join(stopped)}" if stopped else "nothing to stop", flush=True)
 
 

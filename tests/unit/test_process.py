@@ -1,6 +1,9 @@
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from flightdelay.wait import wait_for
 from infra.process import Tracked, alive, proc_start_time, read_tracked, spawn, terminate
@@ -95,3 +98,23 @@ def test_up_starts_the_next_servers_while_a_background_one_starts(monkeypatch):
     services = [Fake("a", False), Fake("slow", True), Fake("b", False)]
     assert launcher.up(load_settings({}), services) == services
     assert calls == [("start", "a", True), ("start", "slow", False), ("start", "b", True), ("ready", "slow")]
+
+
+def autogroup_niceness(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/autogroup").read_text().split("nice")[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def test_spawn_at_a_niceness_gives_it_to_the_sessions_scheduler_group_too(tmp_path):
+    if autogroup_niceness(os.getpid()) is None:
+        pytest.skip("kernel without autogroup scheduling: per-process niceness is machine-wide")
+    tracked = spawn([sys.executable, "-c", "import time; time.sleep(60)"], cwd=tmp_path,
+                    log_file=tmp_path / "x.log", pid_file=tmp_path / "pid.json", env={}, nice=9)
+    try:
+        # A new session is a new autogroup; without this its niceness would be 0 and the
+        # process's own niceness would rank it only inside that group.
+        assert autogroup_niceness(tracked.pid) == 9
+    finally:
+        terminate(tracked, grace=5)
