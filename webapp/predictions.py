@@ -68,11 +68,8 @@ def wait_for_outcome(uuid: str, seconds: float) -> tuple[str, dict | None]:
     results = current_app.extensions["fd.results"]
     if seconds > 0:
         results.wait_for(uuid, seconds)
-    rejection = results.rejection(uuid)
-    if rejection is not None:
-        return "rejected", rejection
-    prediction = results.result(uuid)
-    return ("done", prediction) if prediction is not None else ("pending", None)
+    state, outcome = results.outcome(uuid)
+    return ("pending", None) if state == "unknown" else (state, outcome)
 
 
 def submit(payload, *, before_publish=None) -> str:
@@ -100,18 +97,12 @@ def submit(payload, *, before_publish=None) -> str:
 
 def lookup(uuid: str) -> tuple[str, dict | None]:
     """('done', prediction) | ('rejected', {reason, fields}) | ('pending', None) | ('unknown', None)."""
-    results = current_app.extensions["fd.results"]
-    rejection = results.rejection(uuid)
-    if rejection is not None:
-        return "rejected", rejection
-    found = results.result(uuid)
-    if found is None:
-        found = current_app.extensions["fd.stores"].prediction(uuid)
-    if found is not None:
-        return "done", found
-    if results.is_pending(uuid):
-        return "pending", None
-    return "unknown", None
+    state, outcome = current_app.extensions["fd.results"].outcome(uuid)
+    if state in ("done", "rejected"):
+        return state, outcome
+    # Not answered here yet (or produced by another web process, or before a restart).
+    found = current_app.extensions["fd.stores"].prediction(uuid)
+    return ("done", found) if found is not None else (state, None)
 
 
 def start_response_consumer(app: Flask) -> None:

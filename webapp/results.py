@@ -58,6 +58,18 @@ class ResultStore:
             self._arrived.wait_for(lambda: uuid in self._results or uuid in self._rejected, timeout)
             return self._results.get(uuid)
 
+    def outcome(self, uuid: str) -> tuple[str, dict | None]:
+        """('rejected', why) | ('done', result) | ('pending', None) | ('unknown', None), read
+        under one lock: checked one table at a time, an answer recorded between the reads
+        (it leaves pending as it becomes a result) made a request this process produced look
+        unknown."""
+        with self._lock:
+            if uuid in self._rejected:
+                return "rejected", self._rejected[uuid]
+            if uuid in self._results:
+                return "done", self._results[uuid]
+            return ("pending", None) if uuid in self._pending else ("unknown", None)
+
     def is_pending(self, uuid: str) -> bool:
         with self._lock:
             return uuid in self._pending

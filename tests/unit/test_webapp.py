@@ -1,4 +1,5 @@
 """The web app without servers: a recording bridge instead of Kafka, a dict instead of MongoDB."""
+import threading
 import uuid as uuidlib
 
 import pytest
@@ -160,3 +161,21 @@ def test_prediction_page_lists_carriers_airports_and_known_routes(client):
     assert 'value="EWR"' in page and "Newark" in page
     assert '"EWR": [' in page  # the route table the page filters destinations with
     assert 'name="csrf_token"' in page
+
+
+def test_a_produced_request_is_never_unknown_while_its_answer_arrives():
+    from webapp.results import ResultStore
+
+    store = ResultStore()
+    uuids = [f"u{i}" for i in range(2000)]
+    for u in uuids:
+        store.mark_pending(u)
+    assert store.outcome("u0") == ("pending", None) and store.outcome("other") == ("unknown", None)
+    answering = threading.Thread(target=lambda: [store.record(u, {"UUID": u}) for u in uuids])
+    answering.start()
+    seen = {store.outcome(u)[0] for _ in range(3) for u in uuids}
+    answering.join()
+    assert "unknown" not in seen
+    assert store.outcome("u1999") == ("done", {"UUID": "u1999"})
+    store.reject("u5", {"reason": "bad"})
+    assert store.outcome("u5") == ("rejected", {"reason": "bad"})
