@@ -44,14 +44,6 @@ class ResultStore:
             self._trim(self._rejected)
             self._arrived.notify_all()
 
-    def rejection(self, uuid: str) -> dict | None:
-        with self._lock:
-            return self._rejected.get(uuid)
-
-    def result(self, uuid: str) -> dict | None:
-        with self._lock:
-            return self._results.get(uuid)
-
     def wait_for(self, uuid: str, timeout: float) -> dict | None:
         """The result of ``uuid``, waiting up to ``timeout`` seconds for it to be recorded."""
         with self._arrived:
