@@ -11,10 +11,10 @@ No server is needed. Prints progress and, as its last line, one JSON object.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 from bench import machine
+from bench.results import publish
 from flightdelay.compiled_forest import compile_saved_pipeline
 from flightdelay.config import load_settings
 from flightdelay.features import add_features
@@ -84,7 +84,7 @@ def main() -> int:
               "CPU-us per row on 2 cores)", flush=True)
     results["speedup"] = round(results["mllib_s"] / results["compiled_s"], 2)
     results["machine"] = host
-    print(json.dumps(results))
+    publish("forest", results, args)
     spark.stop()
     return 0 if differences == 0 else 1
 

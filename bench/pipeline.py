@@ -43,6 +43,7 @@ from confluent_kafka import TopicPartition
 from bench import machine
 from bench.job import JobProcess
 from bench.profile import FlightRecording
+from bench.results import publish
 from bench.traffic import sample_requests
 from flightdelay import kafka
 from flightdelay import status as job_status
@@ -369,7 +370,7 @@ def main() -> int:
     if microbatch:
         figures["microbatch"] = {**microbatch, "p50_ratio_to_realtime": ratio(microbatch["p50_ms"], steady["p50_ms"]),
                                  "p99_ratio_to_realtime": ratio(microbatch["p99_ms"], steady["p99_ms"])}
-    print(json.dumps(figures))
+    publish("pipeline", figures, args)
     return 0
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import random
 import subprocess
@@ -28,6 +27,7 @@ import time
 import uuid as uuidlib
 from pathlib import Path
 
+from bench.results import publish
 from flightdelay.config import Settings, load_settings
 from flightdelay.reference import load_reference
 from flightdelay.schema import LABELS
@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
 
         result["archive"] = archive_load.run(s, args.n, args.days, args.repeat, reuse=args.reuse, keep=args.keep)
     say(f"done (pid {os.getpid()})")
-    print(json.dumps(result))
+    publish("queries", result, args, argv)
     return 0
 
 

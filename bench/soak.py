@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from bench.ledger import OUTPUTS, Ledger, Load, Topics
+from bench.results import publish
 from flightdelay import status as job_status
 from flightdelay.config import Settings, load_settings
 from flightdelay.reference import load_reference
@@ -183,7 +184,7 @@ def main() -> int:
     figures = run(s, args)
     say("RSS per process, start -> end (MB): " + ", ".join(
         f"{p} {v['start']} -> {v['end']}" for p, v in figures["rss_mb"].items()))
-    print(json.dumps(figures))
+    publish("soak", figures, args)
     return 0
 
 

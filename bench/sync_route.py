@@ -12,7 +12,6 @@ the wait) counts as late. Last line: one JSON object with the figures.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +20,7 @@ import requests
 
 from bench import machine
 from bench.own_webapp import own_webapp
+from bench.results import publish
 from flightdelay.config import load_settings
 from flightdelay.reference import load_reference
 
@@ -106,8 +106,8 @@ def main() -> int:
                   f"p50 {step['p50_ms']} ms, p99 {step['p99_ms']} ms, late {step['late_202']}, "
                   f"errors {step['errors']}", flush=True)
             steps.append(step)
-    print(json.dumps({"machine": host, "route": "/flights/delays/predict/classify", "seconds_per_rate": args.seconds,
-                      "warm_up": "5 requests/s for 5 s, excluded", "steps": steps}))
+    publish("sync_route", {"machine": host, "route": "/flights/delays/predict/classify",
+                           "seconds_per_rate": args.seconds, "warm_up": "5 requests/s for 5 s, excluded", "steps": steps}, args)
     return 0
 
 

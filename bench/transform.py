@@ -20,6 +20,7 @@ import os
 
 from bench import machine
 from bench.profile import jvm_child
+from bench.results import publish
 from bench.traffic import sample_requests
 from flightdelay.config import load_settings
 from flightdelay.registry import load_served_model
@@ -78,7 +79,7 @@ def main() -> int:
         results[f"{name}_cpu_us_per_request"] = us
         say(f"{name}: {us} JVM CPU-us per request (best of {args.repeat}; CPU-s per run {runs})")
     results["machine"] = host
-    print(json.dumps(results))
+    publish("transform", results, args)
     spark.stop()
     return 0
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import multiprocessing
 import operator
 import re
@@ -33,6 +32,7 @@ import socketio
 
 from bench import machine
 from bench.own_webapp import own_webapp
+from bench.results import publish
 from bench.traffic import sample_requests
 from flightdelay.config import load_settings
 from flightdelay.reference import load_reference
@@ -194,7 +194,7 @@ def main() -> int:
               f"p95 {figures['p95_ms']} ms, p99 {figures['p99_ms']} ms (ack p50 {figures['ack_p50_ms']} ms, "
               f"p95 {figures['ack_p95_ms']} ms) in {figures['seconds']} s", flush=True)
         say(f"stages p50 {stage_p50}, p95 {stage_p95}")
-    print(json.dumps(figures))
+    publish("webapp", figures, args)
     return 0
 
 

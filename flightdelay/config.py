@@ -34,6 +34,8 @@ class Settings:
                               "runtime state: data, logs and pid files of the local servers")
     host: str = _setting("127.0.0.1", "address every local server binds to, and where clients find a server "
                                       "whose own *_HOST setting is empty")
+    bench_results_dir: str = _setting(str(REPO_ROOT / "bench" / "results"),
+                                      "where each bench appends its figures (one JSON line per run), quoted by the README")
     java17_home: str = _setting("/usr/lib/jvm/java-17-openjdk-amd64", "JDK for Kafka, HDFS, Cassandra, Spark")
 
     # Where clients find each server (empty: FD_HOST). One machine: leave them empty; containers or
