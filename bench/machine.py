@@ -73,3 +73,69 @@ def warn_if_busy(say, threshold_pct: float = 25.0) -> dict:
         say("WARNING: the machine is not quiet; latencies will be higher than on an idle machine "
             "(stop other stacks, e.g. `make down`, for figures comparable to the README's)")
     return state
+
+
+# -- which processes used the CPU ---------------------------------------------------------------
+def children_by_parent() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):  # a process that just ended
+            continue
+        tree.setdefault(parent, []).append(int(entry.name))
+    return tree
+
+
+def descendants(pid: int, tree: dict[int, list[int]]) -> list[int]:
+    """``pid`` and every process below it."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(tree.get(p, []))
+    return out
+
+
+def command_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "?"
+
+
+class CpuShares:
+    """CPU used by each named group of processes between ``start()`` and ``stop()``, in % of one
+    core (200 = both cores of a 2-core machine), with the rest of the machine as "other".
+    ``groups()`` maps a name to the root pids of that group; it is asked at both ends, so that
+    processes started meanwhile (a PostgreSQL backend per connection) are counted from zero."""
+
+    def __init__(self, groups):
+        self.groups = groups
+
+    def _sample(self) -> tuple[float, int, dict[int, tuple[str, int]], dict[str, set[int]]]:
+        tree = children_by_parent()
+        members = {name: {p for root in roots for p in descendants(root, tree)} for name, roots in self.groups().items()}
+        total, idle = _cpu_times()
+        return time.monotonic(), total - idle, _process_ticks(), members
+
+    def start(self) -> None:
+        self.began = self._sample()
+
+    def stop(self) -> dict[str, float]:
+        t0, busy0, ticks0, members0 = self.began
+        t1, busy1, ticks1, members1 = self._sample()
+        per_core = 100 / CLOCK_TICKS / max(1e-6, t1 - t0)
+
+        def used(pid: int) -> int:
+            return ticks1[pid][1] - (ticks0[pid][1] if pid in ticks0 and ticks0[pid][0] == ticks1[pid][0] else 0)
+
+        shares, counted = {}, set()
+        for name in members1:
+            pids = (members0.get(name, set()) | members1[name]) & ticks1.keys() - counted
+            counted |= pids
+            shares[name] = round(sum(used(p) for p in pids) * per_core, 1)
+        shares["other"] = round(max(0.0, (busy1 - busy0) * per_core - sum(shares.values())), 1)
+        return dict(sorted(shares.items(), key=lambda kv: -kv[1]))

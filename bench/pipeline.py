@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import tempfile
 import threading
@@ -42,7 +43,7 @@ from confluent_kafka import TopicPartition
 
 from bench import machine
 from bench.job import JobProcess
-from bench.profile import FlightRecording
+from bench.profile import FlightRecording, jvm_child
 from bench.results import publish
 from bench.traffic import sample_requests
 from flightdelay import kafka
@@ -51,7 +52,8 @@ from flightdelay.config import load_settings
 from flightdelay.reference import load_reference
 from flightdelay.stores import cassandra, mongo
 from infra import launcher
-from infra.services import by_name, with_needs
+from infra.process import alive, read_tracked
+from infra.services import all_services, by_name, with_needs
 
 log = logging.getLogger("bench.pipeline")
 ARCHIVE_QUERIES = ("archive-mongo", "archive-cassandra")
@@ -124,12 +126,16 @@ def send_at_rate(s, requests: list[dict], rate: float, sent: dict[str, float]) -
     producer.flush(60)
 
 
-def step(s, collector: Collector, reference, rate: float, seconds: float, seed: int, grace: float) -> dict:
+def step(s, collector: Collector, reference, rate: float, seconds: float, seed: int, grace: float,
+         cpu: machine.CpuShares | None = None) -> dict:
     """One step at ``rate``/s: its latencies count the responses that came within ``grace``
-    seconds of its end; the UUIDs and send times stay for the final drain."""
+    seconds of its end; the UUIDs and send times stay for the final drain. With ``cpu``, the
+    step also says which processes used the CPU while it ran (sending and its grace)."""
     requests = sample_requests(reference, int(rate * seconds), seed=seed)
     sent: dict[str, float] = {}
     batch_before = predict_batch(s)
+    if cpu:
+        cpu.start()
     began = time.monotonic()
     send_at_rate(s, requests, rate, sent)
     send_seconds = time.monotonic() - began
@@ -137,12 +143,18 @@ def step(s, collector: Collector, reference, rate: float, seconds: float, seed: 
     while time.monotonic() < deadline and not all(u in collector.arrived for u in sent):
         time.sleep(0.2)
     cutoff = time.time()
+    cpu_pct = cpu.stop() if cpu else None
     latencies = sorted(round((collector.arrived[u] - t) * 1000, 1) for u, t in sent.items()
                        if collector.arrived.get(u, cutoff + 1) <= cutoff)
     return {"rate": rate, "seconds": seconds, "sent": len(sent), "send_seconds": round(send_seconds, 1),
             "in_time": len(latencies), "p50_ms": percentile(latencies, 50), "p95_ms": percentile(latencies, 95),
             "p99_ms": percentile(latencies, 99), "max_ms": latencies[-1] if latencies else None,
-            "batches_ended": predict_batch(s) - batch_before, "sent_at": sent, "cutoff": cutoff}
+            "batches_ended": predict_batch(s) - batch_before, **({"cpu_pct_of_a_core": cpu_pct} if cpu else {}),
+            "sent_at": sent, "cutoff": cutoff}
+
+
+def cpu_line(result: dict) -> str:
+    return ", ".join(f"{name} {pct:g}" for name, pct in result.get("cpu_pct_of_a_core", {}).items() if pct >= 1)
 
 
 def predict_batch(s) -> int:
@@ -237,6 +249,24 @@ def warm_up(s, collector: Collector, reference, args) -> None:
     wait_for_archive(s, args.settle)
 
 
+def process_groups(job: JobProcess):
+    """The processes a step's CPU is split between: the bench job's JVM (the predict and archive
+    queries' tasks) and its Python driver (the archive queries' store writers), each running
+    server of the stack with its children, and this bench (producer and collector)."""
+    platform = load_settings()
+
+    def groups() -> dict[str, list[int]]:
+        jvm = jvm_child(job.proc.pid)
+        out = {"job (Spark JVM)": [jvm] if jvm else [], "job (Python driver)": [job.proc.pid]}
+        for svc in all_services(platform):
+            tracked = read_tracked(launcher.pid_file(platform, svc))
+            if alive(tracked):
+                out[svc.name] = [tracked.pid]
+        out["bench"] = [os.getpid()]
+        return out
+    return groups
+
+
 class BenchJob:
     """A bench instance of the streaming job with its response collector, stopped (and its
     collection dropped: FerretDB scans whole collections; its topics deleted) on the way out."""
@@ -245,6 +275,7 @@ class BenchJob:
         self.job = JobProcess(tmp, FD_ARCHIVE_TRIGGER="60 seconds", FD_MODEL_POLL_S="5", **env)
         self.s = self.job.settings
         self.collector = Collector(self.s)
+        self.cpu = machine.CpuShares(process_groups(self.job))
 
     def __enter__(self):
         say(f"starting a bench instance of the streaming job (log {self.job.log})")
@@ -270,9 +301,9 @@ def run_realtime(tmp: Path, reference, args) -> dict:
         s, collector = bench.s, bench.collector
         warm_up(s, collector, reference, args)
         say(f"steady: {args.rate:g} requests/s for {args.seconds:g} s")
-        steady = step(s, collector, reference, args.rate, args.seconds, seed=2, grace=args.grace)
+        steady = step(s, collector, reference, args.rate, args.seconds, seed=2, grace=args.grace, cpu=bench.cpu)
         say(f"steady: {steady['in_time']}/{steady['sent']} responses in time, p50 {fmt_ms(steady['p50_ms'])}, "
-            f"p95 {fmt_ms(steady['p95_ms'])}, p99 {fmt_ms(steady['p99_ms'])}")
+            f"p95 {fmt_ms(steady['p95_ms'])}, p99 {fmt_ms(steady['p99_ms'])}; CPU, % of a core: {cpu_line(steady)}")
         steps, max_held = [steady], 0.0
         recording = FlightRecording(s, bench.job.proc.pid, Path(args.jfr)) if args.jfr else None
         if recording:
@@ -280,13 +311,13 @@ def run_realtime(tmp: Path, reference, args) -> dict:
             recording.start()
         for i, rate in enumerate(float(r) for r in args.ramp.split(",") if r):
             wait_for_archive(s, args.settle)
-            result = step(s, collector, reference, rate, args.seconds, seed=10 + i, grace=args.grace)
+            result = step(s, collector, reference, rate, args.seconds, seed=10 + i, grace=args.grace, cpu=bench.cpu)
             result["held"] = held(result, args.held_p99_ms)
             steps.append(result)
             say(f"ramp {rate:g}/s for {args.seconds:g} s: {result['in_time']}/{result['sent']} responses in time, "
                 f"producer took {result['send_seconds']} s, p50 {fmt_ms(result['p50_ms'])}, "
                 f"p99 {fmt_ms(result['p99_ms'])}, real-time batch ends {result['batches_ended']} -> "
-                f"{'held' if result['held'] else 'NOT held'}")
+                f"{'held' if result['held'] else 'NOT held'}; CPU, % of a core: {cpu_line(result)}")
             if not result["held"]:
                 break
             max_held = rate
@@ -314,11 +345,12 @@ def run_microbatch(tmp: Path, reference, args) -> dict:
         s, collector = bench.s, bench.collector
         warm_up(s, collector, reference, args)
         say(f"micro-batch steady: {args.rate:g} requests/s for {args.microbatch_seconds:g} s")
-        steady = step(s, collector, reference, args.rate, args.microbatch_seconds, seed=2, grace=args.grace)
+        steady = step(s, collector, reference, args.rate, args.microbatch_seconds, seed=2, grace=args.grace,
+                      cpu=bench.cpu)
         drain(s, collector, steady["sent_at"], args.drain_quiet)
         responses = sum(1 for u in steady["sent_at"] if u in collector.arrived)
         say(f"micro-batch steady: {steady['in_time']}/{steady['sent']} responses in time, "
-            f"p50 {fmt_ms(steady['p50_ms'])}, p99 {fmt_ms(steady['p99_ms'])}")
+            f"p50 {fmt_ms(steady['p50_ms'])}, p99 {fmt_ms(steady['p99_ms'])}; CPU, % of a core: {cpu_line(steady)}")
     return {**public(steady), "lost": steady["sent"] - responses}
 
 

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from bench.ledger import OUTPUTS, Ledger, Load, Topics
+from bench.machine import children_by_parent, command_name, descendants
 from bench.results import publish
 from flightdelay import status as job_status
 from flightdelay.config import Settings, load_settings
@@ -41,40 +42,11 @@ def say(message: str) -> None:
 
 
 # -- resident memory of the platform's processes -----------------------------------------------
-def children_by_parent() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):  # a process that just ended
-            continue
-        tree.setdefault(parent, []).append(int(entry.name))
-    return tree
-
-
-def descendants(pid: int, tree: dict[int, list[int]]) -> list[int]:
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(tree.get(p, []))
-    return out
-
-
 def rss_mb(pid: int) -> float:
     try:
         return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_KB / 1024
     except (OSError, IndexError, ValueError):
         return 0.0
-
-
-def command_name(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return "?"
 
 
 def platform_rss(s: Settings) -> dict[str, float]:

@@ -97,3 +97,27 @@ def test_stages_of_a_submission_add_up_to_its_latency():
     in_, job, out = stages_of(1000.0, {"requested_at": 1012, "predicted_at": 1050}, 1090.0)
     assert (in_, job, out) == (12, 38, 40.0)
     assert in_ + job + out == 1090.0 - 1000.0
+
+
+def test_cpu_shares_charge_a_group_with_its_children_and_leave_the_rest_to_other():
+    import subprocess
+    import sys
+    import time
+
+    from bench.machine import CpuShares
+
+    burn = "import time\nend = time.time() + 1.5\nwhile time.time() < end: pass"
+    parent = subprocess.Popen(["/bin/sh", "-c", f"{sys.executable} -c '{burn}'; true"])
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3)"])
+    try:
+        time.sleep(0.2)  # the child of the shell exists
+        shares = CpuShares(lambda: {"burner (via its shell)": [parent.pid], "sleeper": [sleeper.pid]})
+        shares.start()
+        time.sleep(1.0)
+        result = shares.stop()
+    finally:
+        parent.wait(10)
+        sleeper.kill()
+    assert result["burner (via its shell)"] > 20  # a busy loop, counted through its parent shell
+    assert result["sleeper"] < 5
+    assert set(result) == {"burner (via its shell)", "sleeper", "other"} and result["other"] >= 0
