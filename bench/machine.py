@@ -62,6 +62,20 @@ def busy(seconds: float = 3.0) -> dict:
             "top": [f"{name} (pid {pid}) {100 * t / CLOCK_TICKS / seconds:.0f}%" for t, pid, name in top if t > 0]}
 
 
+def wait_until_quiet(say, below_pct: float = 30.0, at_most_s: float = 180.0) -> None:
+    """Wait, at most ``at_most_s``, until the machine is at most ``below_pct`` busy: a bench that
+    follows `make up` would otherwise measure NiFi or Airflow still starting in the background."""
+    began = time.monotonic()
+    while True:
+        state = busy()
+        if state["cpu_busy_pct"] <= below_pct:
+            return
+        if time.monotonic() - began > at_most_s:
+            say(f"the machine did not get below {below_pct:g}% busy in {at_most_s:g} s; going on")
+            return
+        say(f"waiting for the machine to settle: {state['cpu_busy_pct']}% busy (most: {', '.join(state['top'])})")
+
+
 def warn_if_busy(say, threshold_pct: float = 25.0) -> dict:
     """Measure the machine before a bench and say so when it is not quiet."""
     state = busy()

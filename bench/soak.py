@@ -152,7 +152,7 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     s = load_settings()
     say("starting what is not running yet (as make up)")
-    launcher.up(s, all_services())
+    launcher.up(s, all_services(s))  # what `make up` starts: the Spark cluster only with FD_SPARK_CLUSTER=1
     figures = run(s, args)
     say("RSS per process, start -> end (MB): " + ", ".join(
         f"{p} {v['start']} -> {v['end']}" for p, v in figures["rss_mb"].items()))

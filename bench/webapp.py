@@ -151,6 +151,7 @@ def main() -> int:
     s = load_settings()
     host = machine.describe()
     say(f"machine: {host['cpu']}, {host['cores']} cores, {host['memory_gib']} GiB")
+    machine.wait_until_quiet(say)  # `make bench` runs this right after `infra up`: NiFi may still be starting
     host["before"] = machine.warn_if_busy(say)
     with own_webapp(s) as url:
         reference = load_reference()
