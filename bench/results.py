@@ -108,7 +108,8 @@ def figures_in(text: str) -> tuple[list[str], list[str]]:
 
 
 def known_values(value) -> tuple[set[str], list[float]]:
-    """Every date and number in a record, numbers inside its strings included."""
+    """Every date and number in a record, numbers inside its strings included, and in its keys
+    too (a query bench names each filter by its values: ``class 3``, ``requests 2026-11-29..``)."""
     dates: set[str] = set()
     numbers: list[float] = []
     todo = [value]
@@ -116,6 +117,7 @@ def known_values(value) -> tuple[set[str], list[float]]:
         v = todo.pop()
         if isinstance(v, dict):
             todo.extend(v.values())
+            todo.extend(v.keys())
         elif isinstance(v, list):
             todo.extend(v)
         elif isinstance(v, bool) or v is None:
