@@ -13,14 +13,14 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench import machine
-from bench.results import publish
 from flightdelay.compiled_forest import compile_saved_pipeline
 from flightdelay.config import load_settings
 from flightdelay.features import add_features
 from flightdelay.reference import load_reference
 from flightdelay.registry import SHIPPED
 from flightdelay.spark import get_spark
+from harness import machine
+from harness.results import publish
 
 
 def flight_features(spark, sample: int | None = None, seed: int = 7):

@@ -63,7 +63,8 @@ class JobProcess:
         if self.proc.poll() is not None:
             raise RuntimeError(f"job exited with {self.proc.returncode}; log {self.log}:\n"
                                + self.log.read_text()[-3000:])
-        return job_status.all_running(job_status.read(self.settings), QUERIES)
+        status = job_status.read(self.settings)
+        return status is not None and status.all_running(QUERIES)
 
     def delete_topics(self) -> None:
         delete_topics(self.settings, self.settings.platform_topics)

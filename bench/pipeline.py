@@ -41,16 +41,16 @@ from pathlib import Path
 
 from confluent_kafka import TopicPartition
 
-from bench import machine
 from bench.job import JobProcess
 from bench.profile import FlightRecording, jvm_child
-from bench.results import publish
 from bench.traffic import sample_requests
 from flightdelay import kafka
 from flightdelay import status as job_status
 from flightdelay.config import load_settings
 from flightdelay.reference import load_reference
 from flightdelay.stores import cassandra, mongo
+from harness import machine
+from harness.results import publish
 from infra import launcher
 from infra.process import alive, read_tracked
 from infra.services import all_services, by_name, with_needs
@@ -164,7 +164,8 @@ def predict_batch(s) -> int:
     end shows it in its p99, so each step reports how many batches ended during it. -1 before
     the first batch ended (batch 0 ending is a batch end too). The job writes its status every
     FD_MODEL_POLL_S (10 s): a batch ending in a step's last seconds is counted by the next step."""
-    batch = (job_status.read(s) or {}).get("queries", {}).get("predict", {}).get("batch")
+    status = job_status.read(s)
+    batch = status.batch("predict") if status else None
     return -1 if batch is None else int(batch)
 
 
@@ -212,7 +213,7 @@ def wait_for_archive(s, wait_s: float) -> float | None:
     while True:
         end = sum(topic_watermarks(s, s.response_topic).values())
         status = job_status.read(s)
-        lag = {q: end - job_status.archived_up_to(status, q) for q in ARCHIVE_QUERIES}
+        lag = {q: end - (status.archived_up_to(q) if status else 0) for q in ARCHIVE_QUERIES}
         if not any(lag.values()):
             return round(time.monotonic() - began, 1)
         if time.monotonic() - began > wait_s:
@@ -333,7 +334,8 @@ def run_realtime(tmp: Path, reference, args) -> dict:
         say(f"drained: {responses}/{len(sent_at)} responses, {len(sent_at) - responses} lost, {late} late")
         say(f"waiting up to {args.store_wait:.0f} s for MongoDB and Cassandra to hold every prediction")
         stores = count_in_stores(s, list(sent_at), args.store_wait)
-        engine = ((job_status.read(s) or {}).get("model") or {}).get("engine")
+        status = job_status.read(s)
+        engine = status.model.engine if status else None
     return {"engine": engine, "steady": public(steady), "ramp": [public(r) for r in steps[1:]], "max_held_per_s": max_held,
             "sent": len(sent_at), "responses": responses, "lost": len(sent_at) - responses, "late": late,
             "duplicate_responses": collector.duplicates, **stores, **({"profile": profile} if profile else {})}

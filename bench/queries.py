@@ -27,11 +27,11 @@ import time
 import uuid as uuidlib
 from pathlib import Path
 
-from bench.results import publish
 from flightdelay.config import Settings, load_settings
 from flightdelay.reference import load_reference
 from flightdelay.schema import LABELS
 from flightdelay.stores import mongo
+from harness.results import publish
 from infra import launcher
 from infra.services import by_name, with_needs
 

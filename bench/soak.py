@@ -24,11 +24,11 @@ import time
 from pathlib import Path
 
 from bench.ledger import OUTPUTS, Ledger, Load, Topics
-from bench.machine import children_by_parent, command_name, descendants
-from bench.results import publish
 from flightdelay import status as job_status
 from flightdelay.config import Settings, load_settings
 from flightdelay.reference import load_reference
+from harness.machine import children_by_parent, command_name, descendants
+from harness.results import publish
 from infra import launcher
 from infra.process import alive, read_tracked
 from infra.services import all_services
@@ -72,9 +72,12 @@ def platform_rss(s: Settings) -> dict[str, float]:
 
 # -- the run -----------------------------------------------------------------------------------
 def archive_lag(s: Settings) -> str:
-    status = job_status.read(s) or {}
-    queries = status.get("queries", {})
-    return ", ".join(f"{q.removeprefix('archive-')} backlog {queries.get(q, {}).get('backlog', '?')}"
+    status = job_status.read(s)
+    queries = status.queries if status else {}
+
+    def backlog(q: str):
+        return queries[q].backlog if q in queries and queries[q].backlog is not None else "?"
+    return ", ".join(f"{q.removeprefix('archive-')} backlog {backlog(q)}"
                      for q in ("archive-mongo", "archive-cassandra", "archive-hdfs"))
 
 

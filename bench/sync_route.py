@@ -18,11 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from bench import machine
 from bench.own_webapp import own_webapp
-from bench.results import publish
 from flightdelay.config import load_settings
 from flightdelay.reference import load_reference
+from harness import machine
+from harness.results import publish
 
 
 def percentile(values: list[float], p: float) -> float | None:

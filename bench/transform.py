@@ -18,13 +18,13 @@ import dataclasses
 import json
 import os
 
-from bench import machine
 from bench.profile import jvm_child
-from bench.results import publish
 from bench.traffic import sample_requests
 from flightdelay.config import load_settings
 from flightdelay.registry import load_served_model
 from flightdelay.spark import get_spark
+from harness import machine
+from harness.results import publish
 from spark_jobs.transform import score
 from spark_jobs.validate import validated
 

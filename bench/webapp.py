@@ -30,12 +30,12 @@ import time
 import requests
 import socketio
 
-from bench import machine
 from bench.own_webapp import own_webapp
-from bench.results import publish
 from bench.traffic import sample_requests
 from flightdelay.config import load_settings
 from flightdelay.reference import load_reference
+from harness import machine
+from harness.results import publish
 
 FORM_FIELDS = ("Carrier", "Origin", "Dest", "FlightDate", "CRSDepTime", "CRSArrTime", "DepDelay", "FlightNum")
 

@@ -105,12 +105,11 @@ class PredictionJob:
 
     def write_status(self) -> None:
         """What the launcher's readiness probe, the status page and the bench read (flightdelay.status)."""
-        job_status.write(
-            self.settings,
-            model={"name": self.served.name, "version": self.served.version, "source": self.served.source,
-                   "engine": self.served.engine},
-            queries={name: {"active": q.isActive, "id": str(q.id), **query_progress(q)}
-                     for name, q in self.queries.items()})
+        job_status.write(self.settings, job_status.JobStatus(
+            model=job_status.ModelStatus(self.served.name, self.served.version, self.served.source,
+                                         self.served.engine),
+            queries={name: job_status.QueryStatus(q.isActive, str(q.id), **query_progress(q))
+                     for name, q in self.queries.items()}))
 
     def stop(self) -> None:
         self.stopping.set()

@@ -167,7 +167,7 @@ def status():
     return render_template("status.html", rows=rows, streaming=streaming_status(s))
 
 
-def streaming_status(s) -> dict | None:
+def streaming_status(s) -> job_status.JobStatus | None:
     """What the streaming job last wrote about its queries (backlog of each archive query)."""
     return job_status.read(s)
 

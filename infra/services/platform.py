@@ -56,7 +56,7 @@ class StreamingJob(Service):
         status = job_status.read(s)
         if status is None:
             raise StackError("the job has not written its status yet")
-        inactive = job_status.inactive_queries(status)
+        inactive = status.inactive_queries()
         if inactive:
             raise StackError(f"queries not running: {', '.join(inactive)}")
 

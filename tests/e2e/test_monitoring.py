@@ -10,13 +10,10 @@ from flightdelay.reference import load_reference
 from flightdelay.wait import wait_for
 
 
-def predict_progress(s) -> dict:
-    """The predict query's last progress in the job's status file ({} before its first batch)."""
-    return ((job_status.read(s) or {}).get("queries", {}).get("predict", {}))
-
-
-def predict_batch(s) -> int:
-    return predict_progress(s).get("batch") or 0
+def predict_batch(s) -> int | None:
+    """The predict query's last completed batch in the job's status file (None before its first)."""
+    status = job_status.read(s)
+    return status.batch("predict") if status else None
 
 
 def send_traffic_for_batches(s, batches: int, rate: int = 50, timeout: float = 300.0) -> None:
@@ -25,10 +22,10 @@ def send_traffic_for_batches(s, batches: int, rate: int = 50, timeout: float = 3
     its charts have points to draw."""
     reference = load_reference()
     deadline = time.monotonic() + timeout
-    until = predict_batch(s) + batches
+    until = (predict_batch(s) or 0) + batches
     seed = 0
     while time.monotonic() < deadline:
-        if predict_batch(s) >= until:
+        if (predict_batch(s) or 0) >= until:
             return
         seed += 1
         produce_requests(s, s.request_topic, sample_requests(reference, rate, seed=seed))
@@ -48,7 +45,7 @@ def test_spark_ui_shows_the_running_predict_query_and_its_statistics(platform, p
     page.wait_for_selector("text=Streaming Query Statistics")
     # Spark fills the page with the query's first progress report, at the end of its first
     # real-time batch (FD_REALTIME_INTERVAL, 15 min); before that it shows the title only.
-    if "batch" in predict_progress(platform):
+    if predict_batch(platform) is not None:
         text = page.inner_text("body")
         assert "Name: predict" in text
         for chart in ("Input Rate", "Process Rate", "Batch Duration"):

@@ -160,8 +160,8 @@ def test_a_promoting_run_triggered_in_airflow_is_served_without_a_restart(state,
     print(f"\nretrain: DAG run {run_done - triggered:.0f} s; trigger -> first prediction by version {promoted} "
           f"{first_prediction - triggered:.0f} s (run end -> served {first_prediction - run_done:.0f} s)")
     status = job_status.read(s)
-    assert status["model"] == {"name": s.model_name, "version": promoted, "source": "mlflow", "engine": "compiled"}
-    assert status["queries"]["archive-mongo"]["id"] == status_before["queries"]["archive-mongo"]["id"]  # no restart
+    assert status.model == job_status.ModelStatus(s.model_name, promoted, "mlflow", "compiled")
+    assert status.queries["archive-mongo"].id == status_before.queries["archive-mongo"].id  # no restart
 
     page.goto(f"http://{s.host}:{s.webapp_port}/model")
     text = page.inner_text("main")

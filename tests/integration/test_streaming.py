@@ -205,7 +205,7 @@ def test_alias_move_is_served_without_a_restart(job, spark):
     assert versions_of(sample_requests(load_reference(), 5, seed=33)) == {second}
     assert job.proc.poll() is None and job.proc.pid == pid  # same process: no restart
     status = job_status.read(s)
-    assert status["model"] == {"name": s.model_name, "version": second, "source": "mlflow", "engine": "compiled"}
+    assert status.model == job_status.ModelStatus(s.model_name, second, "mlflow", "compiled")
 
 
 def test_a_store_outage_stalls_then_catches_up_with_nothing_lost(job, servers):

@@ -1,8 +1,8 @@
 """The benchmarks' verdicts and accounting (pure logic; the benches themselves run in `make bench`)."""
-from bench.machine import busy, describe
 from bench.pipeline import Collector, held, late_responses, percentile
 from bench.profile import summarise
 from flightdelay.config import load_settings
+from harness.machine import busy, describe
 
 
 def step_result(**overrides):
@@ -104,7 +104,7 @@ def test_cpu_shares_charge_a_group_with_its_children_and_leave_the_rest_to_other
     import sys
     import time
 
-    from bench.machine import CpuShares
+    from harness.machine import CpuShares
 
     burn = "import time\nend = time.time() + 1.5\nwhile time.time() < end: pass"
     parent = subprocess.Popen(["/bin/sh", "-c", f"{sys.executable} -c '{burn}'; true"])

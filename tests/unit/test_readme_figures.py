@@ -1,13 +1,13 @@
 """Every figure in the README's benchmark table is the output of the latest run of the command
 beside it: the row's numbers and dates must be in that command's newest record in
-bench/results/<bench>.jsonl (written by the bench itself, bench/results.py)."""
+bench/results/<bench>.jsonl (written by the bench itself, harness/results.py)."""
 import re
 from pathlib import Path
 
 import pytest
 
-from bench.results import bench_of, command_line, history, quoted_command, unsupported_figures
 from flightdelay.config import REPO_ROOT, load_settings
+from harness.results import bench_of, command_line, history, quoted_command, unsupported_figures
 
 README = REPO_ROOT / "README.md"
 RUN_BEFORE = "(the run before"

@@ -74,15 +74,18 @@ def test_query_progress_reports_the_backlog_beyond_the_last_batch():
 def test_status_file_round_trip_and_readers(tmp_path):
     s = load_settings({}, state_dir=str(tmp_path))
     assert job_status.read(s) is None  # not written yet
-    queries = {"predict": {"active": True, "id": "a"},
-               "archive-mongo": {"active": False, "id": "b", "batch": 3, "offset": 1200, "backlog": 5}}
-    job_status.write(s, {"name": "m", "version": "2", "source": "mlflow"}, queries)
+    queries = {"predict": job_status.QueryStatus(True, "a"),
+               "archive-mongo": job_status.QueryStatus(False, "b", batch=3, offset=1200, backlog=5)}
+    job_status.write(s, job_status.JobStatus(job_status.ModelStatus("m", "2", "mlflow"), queries))
     status = job_status.read(s)
-    assert status["model"]["version"] == "2" and status["queries"] == queries
-    assert job_status.inactive_queries(status) == ["archive-mongo"]
-    assert not job_status.all_running(status, 2)
-    assert job_status.archived_up_to(status, "archive-mongo") == 1200
-    assert job_status.archived_up_to(status, "predict") == 0  # no progress yet
+    assert status.model.version == "2" and status.queries == queries and status.updated_at > 0
+    assert status.inactive_queries() == ["archive-mongo"]
+    assert not status.all_running(2)
+    assert status.archived_up_to("archive-mongo") == 1200
+    assert status.archived_up_to("predict") == 0  # no progress yet
+    assert status.batch("archive-mongo") == 3 and status.batch("predict") is None
+    s.streaming_status_file.write_text('{"model": {"name": "m"}, "queries": {}}')  # not a status
+    assert job_status.read(s) is None
     s.streaming_status_file.write_text("{half a file")
     assert job_status.read(s) is None
     job_status.clear(s)

@@ -19,8 +19,8 @@ import time
 from argparse import Namespace
 from pathlib import Path
 
-from bench import machine
 from flightdelay.config import REPO_ROOT, Settings, env_name, load_settings
+from harness import machine
 
 
 def command_line(name: str, argv: list[str], environ: dict[str, str]) -> str:
