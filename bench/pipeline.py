@@ -41,16 +41,19 @@ from pathlib import Path
 
 from confluent_kafka import TopicPartition
 
-from bench.job import JobProcess
-from bench.profile import FlightRecording, jvm_child
-from bench.traffic import sample_requests
 from flightdelay import kafka
 from flightdelay import status as job_status
 from flightdelay.config import load_settings
 from flightdelay.reference import load_reference
 from flightdelay.stores import cassandra, mongo
 from harness import machine
+from harness.job import JobProcess
+from harness.machine import jvm_child
+from harness.profile import FlightRecording
+from harness.progress import say
 from harness.results import publish
+from harness.stats import percentiles_ms
+from harness.traffic import sample_requests
 from infra import launcher
 from infra.process import alive, read_tracked
 from infra.services import all_services, by_name, with_needs
@@ -59,18 +62,8 @@ log = logging.getLogger("bench.pipeline")
 ARCHIVE_QUERIES = ("archive-mongo", "archive-cassandra")
 
 
-def say(message: str) -> None:
-    print(f"[bench] {message}", flush=True)
-
-
 def fmt_ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f} ms"
-
-
-def percentile(sorted_values: list[float], p: float) -> float | None:
-    if not sorted_values:
-        return None
-    return sorted_values[min(len(sorted_values) - 1, int(round(p / 100 * (len(sorted_values) - 1))))]
 
 
 class Collector(threading.Thread):
@@ -147,8 +140,7 @@ def step(s, collector: Collector, reference, rate: float, seconds: float, seed: 
     latencies = sorted(round((collector.arrived[u] - t) * 1000, 1) for u, t in sent.items()
                        if collector.arrived.get(u, cutoff + 1) <= cutoff)
     return {"rate": rate, "seconds": seconds, "sent": len(sent), "send_seconds": round(send_seconds, 1),
-            "in_time": len(latencies), "p50_ms": percentile(latencies, 50), "p95_ms": percentile(latencies, 95),
-            "p99_ms": percentile(latencies, 99), "max_ms": latencies[-1] if latencies else None,
+            "in_time": len(latencies), **percentiles_ms(latencies), "max_ms": latencies[-1] if latencies else None,
             "batches_ended": predict_batch(s) - batch_before, **({"cpu_pct_of_a_core": cpu_pct} if cpu else {}),
             "sent_at": sent, "cutoff": cutoff}
 
@@ -387,9 +379,7 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     # SIGTERM unwinds like Ctrl-C: the bench job is stopped and its collection dropped.
     signal.signal(signal.SIGTERM, interrupt)
-    host = machine.describe()
-    say(f"machine: {host['cpu']}, {host['cores']} cores, {host['memory_gib']} GiB")
-    host["before"] = machine.warn_if_busy(say)
+    host = machine.before_bench(say)
     say("starting the servers")
     launcher.up(load_settings(), by_name(with_needs(["kafka", "mongo", "cassandra", "hdfs", "mlflow"])))
     reference = load_reference()

@@ -21,17 +21,19 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import random
 import subprocess
 import time
-import uuid as uuidlib
 from pathlib import Path
 
+from bench import archive_load
 from flightdelay.config import Settings, load_settings
 from flightdelay.reference import load_reference
-from flightdelay.schema import LABELS
 from flightdelay.stores import mongo
+from harness.machine import process_tree, rss_mb
+from harness.progress import say
 from harness.results import publish
+from harness.stats import percentiles_ms
+from harness.traffic import synthetic_predictions
 from infra import launcher
 from infra.services import by_name, with_needs
 
@@ -39,72 +41,12 @@ BENCH_COLLECTION = "bench_queries"
 DEEP_PAGE = 40
 
 
-def say(message: str) -> None:
-    print(f"[bench] {message}", flush=True)
-
-
-def percentile(values: list[float], p: float) -> float | None:
-    ordered = sorted(values)
-    if not ordered:
-        return None
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
-
-
 def bench_settings(s: Settings) -> Settings:
     return dataclasses.replace(s, mongo_collection=BENCH_COLLECTION,
                                prediction_archive_path=f"{s.prediction_archive_path}_bench")
 
 
-# -- synthetic predictions ----------------------------------------------------------------------
-def synthetic(n: int, days: int, seed: int = 7):
-    """``n`` predictions in request order over the last ``days`` days, on real routes."""
-    reference = load_reference()
-    routes = [(o, d) for o in reference.origins() for d in reference.destinations(o)]
-    carriers = sorted(reference.carriers)
-    rng = random.Random(seed)
-    end_ms = int(time.time() * 1000)
-    start_ms = end_ms - days * 86_400_000
-    step = (end_ms - start_ms) / max(1, n)
-    for i in range(n):
-        origin, dest = routes[rng.randrange(len(routes))]
-        requested_at = int(start_ms + i * step)
-        cls = rng.choices(list(LABELS), weights=(35, 30, 20, 15))[0]
-        probabilities = [0.1] * len(LABELS)
-        probabilities[cls] = 1 - 0.1 * (len(LABELS) - 1)
-        flight_day = time.strftime("%Y-%m-%d", time.gmtime(requested_at / 1000 + rng.randrange(0, 30) * 86400))
-        yield {"UUID": str(uuidlib.UUID(int=rng.getrandbits(128), version=4)), "Carrier": rng.choice(carriers),
-               "Origin": origin, "Dest": dest, "Route": f"{origin}-{dest}", "FlightDate": flight_day,
-               "CRSDepTime": rng.randrange(500, 2300), "CRSArrTime": rng.randrange(600, 2359),
-               "DepDelay": float(rng.randrange(-15, 120)), "FlightNum": str(rng.randrange(1, 5000)),
-               "prediction": cls, "label": LABELS[cls], "probabilities": probabilities,
-               "model_name": "flight_delay_rf", "model_version": "1", "requested_at": requested_at,
-               "predicted_at": requested_at + 40}
-
-
 # -- process figures ----------------------------------------------------------------------------
-def rss_mb(pids: list[int]) -> float:
-    """Resident memory of ``pids`` and all their descendants (PostgreSQL forks a backend per connection)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    total, todo = 0, list(pids)
-    while todo:
-        pid = todo.pop()
-        todo.extend(children.get(pid, []))
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return total / 1024
-
-
 def server_pids(s: Settings, names: list[str]) -> list[int]:
     pids = []
     for svc in by_name(names):
@@ -146,7 +88,7 @@ def load_mongo(s: Settings, n: int, days: int, chunk: int = 5000) -> float:
     began = last_note = time.monotonic()
     batch: list[dict] = []
     done = 0
-    for p in synthetic(n, days):
+    for p in synthetic_predictions(n, days):
         batch.append(writer.convert(p))
         if len(batch) == chunk:
             done += writer.write(batch)
@@ -176,8 +118,8 @@ def timed(action, repeat: int) -> dict:
         began = time.perf_counter()
         result = action()
         times.append((time.perf_counter() - began) * 1000)
-    return {"p50_ms": round(percentile(times, 50), 1), "p95_ms": round(percentile(times, 95), 1),
-            "max_ms": round(max(times), 1), "rows": len(result.rows) if hasattr(result, "rows") else None,
+    return {**percentiles_ms(times, (50, 95)), "max_ms": round(max(times), 1),
+            "rows": len(result.rows) if hasattr(result, "rows") else None,
             "count": result.count if isinstance(result, mongo.HistoryPage) else None}
 
 
@@ -254,25 +196,24 @@ def main(argv: list[str] | None = None) -> int:
     launcher.up(base, by_name(with_needs(wanted)))
     result: dict = {"n": args.n, "days": args.days, "repeat": args.repeat, "mongo_backend": s.mongo_backend}
     if "mongo" in wanted:
+        # The servers with their children: PostgreSQL forks a backend per connection.
         store_pids = server_pids(base, with_needs(["mongo"]))
-        rss_before = rss_mb(store_pids)
+        rss_before = rss_mb(process_tree(*store_pids))
         if args.reuse and mongo_holds(s, args.n):
             say(f"mongo: reusing the {args.n:,} predictions of {BENCH_COLLECTION}")
         else:
             result["mongo_load_s"] = round(load_mongo(s, args.n, args.days), 1)
-        result["mongo_rss_mb_after_load"] = round(rss_mb(store_pids), 1)
+        result["mongo_rss_mb_after_load"] = round(rss_mb(process_tree(*store_pids)), 1)
         result["mongo_rss_mb_before_load"] = round(rss_before, 1)
         disk = postgres_mb(s, s.mongo_collection)
         result["mongo_disk_mb"] = None if disk is None else round(disk, 1)
         result["history"] = time_history(s, args.days, args.repeat)
         if args.legacy:
             result["legacy_history"] = time_legacy(s, max(1, min(args.repeat, 3)))
-        result["mongo_rss_mb_after_queries"] = round(rss_mb(store_pids), 1)
+        result["mongo_rss_mb_after_queries"] = round(rss_mb(process_tree(*store_pids)), 1)
         if not args.keep:
             mongo.drop_collection(s)
     if "hdfs" in wanted:
-        from bench import archive_load
-
         result["archive"] = archive_load.run(s, args.n, args.days, args.repeat, reuse=args.reuse, keep=args.keep)
     say(f"done (pid {os.getpid()})")
     publish("queries", result, args, argv)

@@ -7,7 +7,7 @@ Usage:
 Starts what is not running (like `make up`), then produces valid requests to the request topic
 at --rate per second for --minutes (after --warmup seconds at the same rate, which are part of
 the run: JVM heaps and caches fill up first), and finally waits (bounded, --settle) until every
-output holds every accepted request. The accounting is the fault suite's (bench.ledger): one
+output holds every accepted request. The accounting is the fault suite's (harness.ledger): one
 response on the response topic and one record in MongoDB, both Cassandra tables, the HDFS
 parquet archive and NiFi's text archive per request. The resident memory (RSS) of every
 platform process is taken at the start of the timed part, every minute, and at the end.
@@ -19,54 +19,41 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import time
-from pathlib import Path
 
-from bench.ledger import OUTPUTS, Ledger, Load, Topics
 from flightdelay import status as job_status
 from flightdelay.config import Settings, load_settings
 from flightdelay.reference import load_reference
-from harness.machine import children_by_parent, command_name, descendants
+from harness.ledger import OUTPUTS, Ledger, Load, Topics
+from harness.machine import command_name, process_tree, rss_mb
+from harness.progress import printer
 from harness.results import publish
 from infra import launcher
 from infra.process import alive, read_tracked
 from infra.services import all_services
 
 log = logging.getLogger("bench.soak")
-PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
-
-
-def say(message: str) -> None:
-    print(f"[soak] {message}", flush=True)
+say = printer("soak")
 
 
 # -- resident memory of the platform's processes -----------------------------------------------
-def rss_mb(pid: int) -> float:
-    try:
-        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_KB / 1024
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
 def platform_rss(s: Settings) -> dict[str, float]:
     """RSS in MB per platform process, by the launcher's pid files: each server with its child
     processes (gunicorn's worker, Airflow's workers); the streaming job split into its Python
     driver and Spark's JVM. HDFS runs its NameNode and DataNode in one MiniDFSCluster JVM."""
-    tree = children_by_parent()
     out = {}
     for svc in all_services():
         tracked = read_tracked(launcher.pid_file(s, svc))
         if not alive(tracked):
             continue
-        pids = descendants(tracked.pid, tree)
+        procs = process_tree(tracked.pid)
         if svc.name == "streaming":
-            jvm = [p for p in pids if command_name(p) == "java"]
-            out["streaming (Python driver)"] = round(sum(rss_mb(p) for p in pids if p not in jvm), 1)
-            out["streaming (Spark driver JVM)"] = round(sum(rss_mb(p) for p in jvm), 1)
+            jvm = [p for p in procs if command_name(p) == "java"]
+            out["streaming (Python driver)"] = round(rss_mb([p for p in procs if p not in jvm]), 1)
+            out["streaming (Spark driver JVM)"] = round(rss_mb(jvm), 1)
             continue
         name = {"hdfs": "hdfs (NameNode + DataNode JVM)", "mongo": "mongo (FerretDB)"}.get(svc.name, svc.name)
-        out[name] = round(sum(rss_mb(p) for p in pids), 1)
+        out[name] = round(rss_mb(procs), 1)
     return out
 
 
@@ -92,14 +79,14 @@ def run(s: Settings, args) -> dict:
     load.start()
     samples = []
     try:
-        wait_running(load, args.warmup)
+        load.run_for(args.warmup)
         rss_start = platform_rss(s)
         samples.append({"minute": 0, "rss_mb": rss_start})
         say(f"RSS at the start (MB): {json.dumps(rss_start)}")
         began, sent_at_start = time.monotonic(), load.sent
         end, minute = began + args.minutes * 60, 0
         while time.monotonic() < end:
-            wait_running(load, min(began + (minute + 1) * 60, end) - time.monotonic())
+            load.run_for(min(began + (minute + 1) * 60, end) - time.monotonic())
             minute += 1
             rss = platform_rss(s)
             samples.append({"minute": round((time.monotonic() - began) / 60, 1), "rss_mb": rss})
@@ -131,16 +118,6 @@ def run(s: Settings, args) -> dict:
                    for p in sorted(set(rss_start) | set(rss_end))},
         "rss_samples": samples,
     }
-
-
-def wait_running(load: Load, seconds: float) -> None:
-    """Let the load run ``seconds`` (the soak's length is the point, not a condition); stop
-    early with an error if the producer thread died."""
-    deadline = time.monotonic() + max(0.0, seconds)
-    while time.monotonic() < deadline:
-        if not load.is_alive():
-            raise RuntimeError("the load producer stopped")
-        time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
 
 
 def main() -> int:

@@ -3,7 +3,7 @@
 Usage:
     python -m bench.sync_route [--rates 10,100] [--seconds 30]
 
-Needs Kafka and the streaming job up (`make up`). Runs its own web app process (bench/own_webapp.py:
+Needs Kafka and the streaming job up (`make up`). Runs its own web app process (harness/own_webapp.py:
 one client address sends every request, past the per-client rate limit), then at
 each rate sends original-style form posts (no scheduled times: the route's schedule is filled
 in) on a fixed timetable and times each response. A request answered 202 (no prediction within
@@ -18,18 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from bench.own_webapp import own_webapp
 from flightdelay.config import load_settings
 from flightdelay.reference import load_reference
 from harness import machine
+from harness.own_webapp import own_webapp
+from harness.progress import say
 from harness.results import publish
-
-
-def percentile(values: list[float], p: float) -> float | None:
-    if not values:
-        return None
-    values = sorted(values)
-    return round(values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))], 1)
+from harness.stats import percentiles_ms
 
 
 def forms(n: int, seed: int = 11) -> list[str]:
@@ -78,12 +73,7 @@ def run_rate(url: str, rate: float, seconds: float, bodies: list[str]) -> dict:
             else:
                 errors += 1
     return {"rate_per_s": rate, "sent": total, "answered_200": len(latencies), "late_202": late, "errors": errors,
-            "p50_ms": percentile(latencies, 50), "p95_ms": percentile(latencies, 95),
-            "p99_ms": percentile(latencies, 99)}
-
-
-def say(message: str) -> None:
-    print(f"[bench] {message}", flush=True)
+            **percentiles_ms(latencies)}
 
 
 def main() -> int:
@@ -92,10 +82,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30.0)
     args = parser.parse_args()
     s = load_settings()
-    host = machine.describe()
-    say(f"machine: {host['cpu']}, {host['cores']} cores, {host['memory_gib']} GiB")
-    machine.wait_until_quiet(say)  # `make bench` runs this right after `infra up`: NiFi may still be starting
-    host["before"] = machine.warn_if_busy(say)
+    host = machine.before_bench(say, settle=True)  # `make bench` runs it right after `infra up`
     with own_webapp(s) as base:
         url = base + "/flights/delays/predict/classify"
         bodies = forms(2000)
@@ -103,9 +90,8 @@ def main() -> int:
         steps = []
         for rate in (float(r) for r in args.rates.split(",") if r.strip()):
             step = run_rate(url, rate, args.seconds, bodies)
-            print(f"[bench] {rate:g}/s: {step['answered_200']}/{step['sent']} answered in the response, "
-                  f"p50 {step['p50_ms']} ms, p99 {step['p99_ms']} ms, late {step['late_202']}, "
-                  f"errors {step['errors']}", flush=True)
+            say(f"{rate:g}/s: {step['answered_200']}/{step['sent']} answered in the response, "
+                f"p50 {step['p50_ms']} ms, p99 {step['p99_ms']} ms, late {step['late_202']}, errors {step['errors']}")
             steps.append(step)
     publish("sync_route", {"machine": host, "route": "/flights/delays/predict/classify",
                            "seconds_per_rate": args.seconds, "warm_up": "5 requests/s for 5 s, excluded", "steps": steps}, args)

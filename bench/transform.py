@@ -5,7 +5,7 @@ that the code of this repository decides.
 Usage:
     python -m bench.transform [--rows 200000] [--repeat 8]
 
-Builds ``--rows`` valid requests as Kafka rows (bench.traffic's sample requests, cached in
+Builds ``--rows`` valid requests as Kafka rows (harness.traffic's sample requests, cached in
 memory), then runs each frame ``--repeat`` times into Spark's no-op sink and prints the best
 run's JVM CPU time per request: the rows alone, the validation alone, the whole transform. CPU
 time, not wall time: other processes on the machine change the wall time of a run much more
@@ -18,27 +18,18 @@ import dataclasses
 import json
 import os
 
-from bench.profile import jvm_child
-from bench.traffic import sample_requests
 from flightdelay.config import load_settings
-from flightdelay.registry import load_served_model
+from flightdelay.serving import load_served_model
 from flightdelay.spark import get_spark
 from harness import machine
+from harness.machine import cpu_seconds, jvm_child
+from harness.progress import say
 from harness.results import publish
+from harness.traffic import sample_requests
 from spark_jobs.transform import score
 from spark_jobs.validate import validated
 
 KAFKA_ROWS = "key binary, value binary, topic string, partition int, offset long, timestamp timestamp"
-
-
-def say(message: str) -> None:
-    print(f"[bench] {message}", flush=True)
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def best_cpu_us_per_row(frame, rows: int, repeat: int, pid: int) -> tuple[float, list[float]]:
@@ -55,9 +46,7 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=8)
     args = parser.parse_args()
-    host = machine.describe()
-    say(f"{host['cpu']}, {host['cores']} cores")
-    host["before"] = machine.warn_if_busy(say)
+    host = machine.before_bench(say)
     # No registry lookup: the shipped model serves, the same on every machine.
     s = dataclasses.replace(load_settings(), model_name="bench_transform_no_such_model")
     spark = get_spark(s, "bench-transform", long_running=True)

@@ -3,7 +3,7 @@
 Usage:
     python -m bench.webapp [--clients 50] [--requests 20] [--processes 5] [--warmup 5]
 
-Needs the platform up (`make up`); runs its own web app process (bench/own_webapp.py: every
+Needs the platform up (`make up`); runs its own web app process (harness/own_webapp.py: every
 simulated browser shares one address, past the per-client rate limit). Each simulated browser loads the page (session cookie and
 CSRF token, as a browser does), opens a Socket.IO websocket, then submits its form
 ``--warmup`` times (not counted: a freshly started job or web app compiles its hot path first),
@@ -30,21 +30,16 @@ import time
 import requests
 import socketio
 
-from bench.own_webapp import own_webapp
-from bench.traffic import sample_requests
 from flightdelay.config import load_settings
 from flightdelay.reference import load_reference
 from harness import machine
+from harness.own_webapp import own_webapp
+from harness.progress import say
 from harness.results import publish
+from harness.stats import percentile, percentiles_ms
+from harness.traffic import sample_requests
 
 FORM_FIELDS = ("Carrier", "Origin", "Dest", "FlightDate", "CRSDepTime", "CRSArrTime", "DepDelay", "FlightNum")
-
-
-def percentile(values: list[float], p: float) -> float | None:
-    if not values:
-        return None
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
 class Browser(threading.Thread):
@@ -116,10 +111,6 @@ def stages_of(sent_ms: float, prediction: dict, shown_ms: float) -> tuple[float,
     return requested - sent_ms, predicted - requested, shown_ms - predicted
 
 
-def say(message: str) -> None:
-    print(f"[bench] {message}", flush=True)
-
-
 def browse_in_process(url: str, form_lists: list[list[dict]], timeout: float, start, out, warmup: int = 0) -> None:
     """One client process: a browser thread per form list. Once all of them are connected, wait
     at ``start`` (shared with the other processes and the parent), then submit; put the figures
@@ -149,10 +140,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=5, help="submits per browser before the measured ones (not counted)")
     args = parser.parse_args()
     s = load_settings()
-    host = machine.describe()
-    say(f"machine: {host['cpu']}, {host['cores']} cores, {host['memory_gib']} GiB")
-    machine.wait_until_quiet(say)  # `make bench` runs this right after `infra up`: NiFi may still be starting
-    host["before"] = machine.warn_if_busy(say)
+    host = machine.before_bench(say, settle=True)  # `make bench` runs it right after `infra up`
     with own_webapp(s) as url:
         reference = load_reference()
         form_lists = [[{k: str(v) if v is not None else "" for k, v in r.items() if k in FORM_FIELDS}
@@ -186,14 +174,12 @@ def main() -> int:
         figures = {"machine": host, "warmup": f"{args.warmup} submits per browser, not counted",
                    "clients": args.clients, "processes": len(procs), "submitted": args.clients * args.requests,
                    "results": len(latencies), "timeouts": sum(part["timeouts"] for part in parts), "errors": len(errors),
-                   "p50_ms": round(percentile(latencies, 50) or -1, 1), "p95_ms": round(percentile(latencies, 95) or -1, 1),
-                   "p99_ms": round(percentile(latencies, 99) or -1, 1),
-                   "ack_p50_ms": round(percentile(acks, 50) or -1, 1), "ack_p95_ms": round(percentile(acks, 95) or -1, 1),
+                   **percentiles_ms(latencies), **percentiles_ms(acks, (50, 95), prefix="ack_"),
                    "stages_p50_ms": stage_p50, "stages_p95_ms": stage_p95,
                    "seconds": round(elapsed, 1), "results_per_s": round(len(latencies) / elapsed, 1)}
-        print(f"[bench] {figures['results']}/{figures['submitted']} results, p50 {figures['p50_ms']} ms, "
-              f"p95 {figures['p95_ms']} ms, p99 {figures['p99_ms']} ms (ack p50 {figures['ack_p50_ms']} ms, "
-              f"p95 {figures['ack_p95_ms']} ms) in {figures['seconds']} s", flush=True)
+        say(f"{figures['results']}/{figures['submitted']} results, p50 {figures['p50_ms']} ms, "
+            f"p95 {figures['p95_ms']} ms, p99 {figures['p99_ms']} ms (ack p50 {figures['ack_p50_ms']} ms, "
+            f"p95 {figures['ack_p95_ms']} ms) in {figures['seconds']} s")
         say(f"stages p50 {stage_p50}, p95 {stage_p95}")
     publish("webapp", figures, args)
     return 0

@@ -87,7 +87,10 @@ def finish_start(s: Settings, svc: Service, began: float | None = None) -> None:
     print(f"[{svc.name}] up at {svc.url(s)} in {time.monotonic() - began:.1f} s", flush=True)
 
 
-def wait_ready(s: Settings, svc: Service, tracked) -> None:
+def wait_ready(s: Settings, svc: Service, tracked=None) -> None:
+    """Probe ``svc`` until it answers, at most its start timeout. With ``tracked`` (a server this
+    launcher started) an exit during start-up fails at once, errors quote its log, and a line
+    every 15 s says it is still starting; without, the server is someone else's to watch."""
     began = time.monotonic()
     next_note = began + 15
     last_error = "no answer yet"
@@ -97,14 +100,15 @@ def wait_ready(s: Settings, svc: Service, tracked) -> None:
             return
         except Exception as exc:  # the probe's failure is the information we report
             last_error = f"{type(exc).__name__}: {exc}"
-        if not alive(tracked):
+        if tracked is not None and not alive(tracked):
             raise StackError(f"{svc.name} exited during start-up; see {log_file(s, svc)}\n"
                              f"--- last lines of the log ---\n{tail(log_file(s, svc))}")
         now = time.monotonic()
         if now - began > svc.start_timeout:
-            raise StackError(f"{svc.name} not ready after {svc.start_timeout:.0f} s ({last_error}); "
-                             f"see {log_file(s, svc)}\n--- last lines of the log ---\n{tail(log_file(s, svc))}")
-        if now > next_note:
+            where = (f"see {log_file(s, svc)}\n--- last lines of the log ---\n{tail(log_file(s, svc))}"
+                     if tracked is not None else f"at {svc.url(s)}")
+            raise StackError(f"{svc.name} not ready after {svc.start_timeout:.0f} s ({last_error}); {where}")
+        if tracked is not None and now > next_note:
             print(f"[{svc.name}] still starting ({now - began:.0f} s)...", flush=True)
             next_note = now + 15
         time.sleep(0.5)
@@ -131,23 +135,9 @@ def bootstrap_only(s: Settings, services: list[Service]) -> None:
     code `up` runs after starting a server, so there is one schema, one topic list."""
     for svc in services:
         began = time.monotonic()
-        wait_answering(s, svc)
+        wait_ready(s, svc)  # a server this launcher did not start
         svc.bootstrap(s)
         print(f"[{svc.name}] bootstrapped at {svc.url(s)} in {time.monotonic() - began:.1f} s", flush=True)
-
-
-def wait_answering(s: Settings, svc: Service) -> None:
-    """Like wait_ready, for a server that is not this launcher's process."""
-    began = time.monotonic()
-    last_error = "no answer yet"
-    while time.monotonic() - began < svc.start_timeout:
-        try:
-            svc.probe(s)
-            return
-        except Exception as exc:  # the probe's failure is the information we report
-            last_error = f"{type(exc).__name__}: {exc}"
-        time.sleep(1.0)
-    raise StackError(f"{svc.name} not answering at {svc.url(s)} after {svc.start_timeout:.0f} s ({last_error})")
 
 
 def status_line(s: Settings, svc: Service) -> str:

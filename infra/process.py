@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 log = logging.getLogger(__name__)
 
 
@@ -24,16 +26,22 @@ class StackError(RuntimeError):
 @dataclass(frozen=True)
 class Tracked:
     pid: int
-    started: str  # /proc/<pid>/stat start time, guards against pid reuse
+    started: str  # the process's start time (proc_start_time), guards against pid reuse
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def proc_start_time(pid: int) -> str | None:
+    """When ``pid`` started, in clock ticks after boot (the kernel's own figure, which pid files
+    have always held). psutil gives it as seconds since the epoch, i.e. plus the boot time, which
+    moves when the system clock is stepped: taking the boot time off again keeps a server's
+    identity across a clock step."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        created = psutil.Process(pid).create_time()
+    except psutil.Error:
         return None
-    # Field 22 counted after the parenthesised command name, which may contain spaces.
-    return stat.rsplit(")", 1)[1].split()[19]
+    return str(round((created - psutil.boot_time()) * CLOCK_TICKS))
 
 
 def read_tracked(pid_file: Path) -> Tracked | None:
@@ -50,8 +58,8 @@ def alive(tracked: Tracked | None) -> bool:
 
 def _zombie(pid: int) -> bool:
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
         return True
 
 

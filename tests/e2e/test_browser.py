@@ -1,7 +1,7 @@
 """A person predicts a flight in the browser, sees the live answer, a field error, the history."""
 from screens import shot
 
-from flightdelay.wait import wait_for
+from harness.wait import wait_for
 
 
 def base(platform):

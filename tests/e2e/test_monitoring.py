@@ -4,10 +4,10 @@ import time
 
 from screens import SCREENSHOTS, shot
 
-from bench.traffic import produce_requests, sample_requests
 from flightdelay import status as job_status
 from flightdelay.reference import load_reference
-from flightdelay.wait import wait_for
+from harness.traffic import produce_requests, sample_requests
+from harness.wait import wait_for
 
 
 def predict_batch(s) -> int | None:

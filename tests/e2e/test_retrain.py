@@ -21,6 +21,7 @@ import pytest
 from flightdelay import registry
 from flightdelay import status as job_status
 from flightdelay.config import REPO_ROOT
+from harness.wait import wait_for
 from infra.services.airflow import airflow_bin, airflow_env, migrate_db, ui_password
 from tests.e2e.test_browser import shot
 
@@ -40,16 +41,6 @@ def http_json(url, body=None, token=None, method=None, timeout=30):
                                      method=method)
     with _http.open(request, timeout=timeout) as resp:
         return json.loads(resp.read() or b"null")
-
-
-def wait_for(predicate, timeout, what, interval=2.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def served_version(s, timeout=60):
@@ -128,7 +119,8 @@ def test_a_promoting_run_triggered_in_airflow_is_served_without_a_restart(state,
         pytest.fail("needs the weak version registered by the previous test")
     status_before = job_status.read(s)
     state.client.set_registered_model_alias(s.model_name, s.model_alias, state.weak)
-    wait_for(lambda: served_version(s) == state.weak, PICKUP_BOUND_S, f"predictions from version {state.weak}")
+    wait_for(lambda: served_version(s) == state.weak, PICKUP_BOUND_S, f"predictions from version {state.weak}",
+             interval=2)
 
     token = airflow_token(s)
     triggered = time.monotonic()
@@ -155,7 +147,7 @@ def test_a_promoting_run_triggered_in_airflow_is_served_without_a_restart(state,
     assert tags["promoted"] == "true" and tags["live_version"] == promoted
     assert f"champion v{state.weak}" in tags["promotion_reason"]
 
-    wait_for(lambda: served_version(s) == promoted, PICKUP_BOUND_S, f"predictions from version {promoted}")
+    wait_for(lambda: served_version(s) == promoted, PICKUP_BOUND_S, f"predictions from version {promoted}", interval=2)
     first_prediction = time.monotonic()
     print(f"\nretrain: DAG run {run_done - triggered:.0f} s; trigger -> first prediction by version {promoted} "
           f"{first_prediction - triggered:.0f} s (run end -> served {first_prediction - run_done:.0f} s)")

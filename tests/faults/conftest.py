@@ -1,6 +1,6 @@
 """Fault injection against the real local stack: the platform's own streaming job, web app and
 servers (the session ``stack``), a steady request load per case, and an accounting of every
-output (bench.ledger). Faults are injected the way an operator or a crash would: the launcher
+output (harness.ledger). Faults are injected the way an operator or a crash would: the launcher
 stops and starts servers by pid, a SIGKILL ends the streaming job's process group."""
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import time
 
 import pytest
 
-from bench.ledger import Ledger, Load, Topics
 from flightdelay.reference import load_reference
+from harness.ledger import Ledger, Topics
+from harness.progress import printer
 from infra import launcher
 from infra.services import by_name
 
@@ -19,8 +20,7 @@ PLATFORM = ("kafka", "nifi", "mongo", "mlflow", "hdfs", "cassandra", "streaming"
 RATE = 25.0  # requests per second of the background load: modest, as a fault test wants
 
 
-def say(message: str) -> None:
-    print(f"[faults] {message}", flush=True)
+say = printer("faults")
 
 
 @pytest.fixture(scope="module")
@@ -106,26 +106,6 @@ def restart(s, name: str) -> float:
     launcher.stop(s, svc)
     launcher.start(s, svc)
     return time.monotonic() - began
-
-
-def hold(seconds: float, load: Load) -> None:
-    """Keep the fault in place for ``seconds`` while the load runs (the outage's length is the
-    point here, not a wait for a condition); fail early if the load thread died."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert load.is_alive(), "the load producer stopped during the outage"
-        time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
-
-
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
 
 
 class Browser:

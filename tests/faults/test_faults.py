@@ -17,11 +17,12 @@ import time
 
 import pytest
 
-from bench.ledger import OUTPUTS, Load, present_in_cassandra, present_in_mongo, tally
 from flightdelay import kafka
+from harness.ledger import OUTPUTS, Load, present_in_cassandra, present_in_mongo, tally
+from harness.wait import wait_for
 from infra import launcher
 from infra.process import read_tracked
-from tests.faults.conftest import PLATFORM, RATE, Browser, hold, restart, say, service, wait_until
+from tests.faults.conftest import PLATFORM, RATE, Browser, restart, say, service
 
 FAST = ("responses", "mongo", "cassandra_by_uuid", "cassandra_by_route_day")
 # Keyed by UUID, so exactly one record each. The response topic (Spark's Kafka sink) and NiFi's
@@ -41,18 +42,18 @@ def run_case(name, s, ledger, reference, report, *, inject, restore, outage_s=0.
              watch=FAST, before_send=None) -> dict:
     """Load, inject, (hold,) restore, wait until the backlog of the fault is answered and
     stored, keep loading a little, then count ``watch``. Returns the case's figures."""
-    wait_until(lambda: platform_healthy(s), 180, "every platform service to answer before the case", interval=2)
+    wait_for(lambda: platform_healthy(s), 180, "every platform service to answer before the case", interval=2)
     load = Load(s, reference, RATE, seed=seed, name=f"load-{name}")
     load.before_send = before_send
     load.start()
     try:
-        wait_until(lambda: len(load.accepted) >= RATE * 5, 90, "5 s of accepted load before the fault")
+        wait_for(lambda: len(load.accepted) >= RATE * 5, 90, "5 s of accepted load before the fault")
         load.mark("during")
         say(f"{name}: fault injected after {load.sent} requests")
         fault_at = time.monotonic()
         inject()
         inject_s = time.monotonic() - fault_at
-        hold(outage_s, load)
+        load.run_for(outage_s)
         restore_at = time.monotonic()
         restore()
         back_s = time.monotonic() - restore_at if outage_s else inject_s  # a restart is its own restore
@@ -75,11 +76,11 @@ def run_case(name, s, ledger, reference, report, *, inject, restore, outage_s=0.
             except Exception:  # the store is still coming back
                 return False
 
-        wait_until(recovered, 420, f"the backlog of '{name}' answered and stored", interval=1)
+        wait_for(recovered, 420, f"the backlog of '{name}' answered and stored", interval=1)
         recovery_s = time.monotonic() - (restore_at if outage_s else fault_at)
         say(f"{name}: recovered in {recovery_s:.1f} s; 5 more seconds of load")
         after = len(load.accepted)
-        wait_until(lambda: len(load.accepted) >= after + RATE * 5, 60, "5 s of load after the recovery")
+        wait_for(lambda: len(load.accepted) >= after + RATE * 5, 60, "5 s of load after the recovery")
     finally:
         load.stop()
     accepted = list(load.snapshot())
@@ -122,7 +123,7 @@ def test_records_ferretdb_refuses_become_dead_letters_and_do_not_block_the_mongo
         assert producer.flush(30) == 0
 
     run_case("poison records", s, ledger, reference, report, inject=inject, restore=lambda: None, seed=11)
-    dead = wait_until(lambda: all(u in ledger.topics.dead_letters for u in poison) and ledger.topics.dead_letters,
+    dead = wait_for(lambda: all(u in ledger.topics.dead_letters for u in poison) and ledger.topics.dead_letters,
                       120, "the poison records on the dead-letter topic")
     for uuid in poison:
         reasons = [d.get("reason", "") for d in dead[uuid]]
@@ -157,9 +158,9 @@ def test_webapp_restart_with_browsers_connected(platform, ledger, reference, rep
         run_case("webapp restart", s, ledger, reference, report, seed=41,
                  inject=lambda: restart(s, "webapp"), restore=lambda: None,
                  before_send=lambda r: browsers[next(sent) % len(browsers)].watch(r["UUID"]))
-        wait_until(lambda: all(b.connected for b in browsers), 60, "every browser reconnected")
+        wait_for(lambda: all(b.connected for b in browsers), 60, "every browser reconnected")
         arrived = ledger.topics.first_response_at
-        wait_until(lambda: not any(b.missed(arrived) for b in browsers), 60,
+        wait_for(lambda: not any(b.missed(arrived) for b in browsers), 60,
                    "every browser to get the results it was owed", interval=1)
     finally:
         figures = {b.name: {"watched": len(b.watched), "owed": len(b.owed(ledger.topics.first_response_at)),
@@ -180,7 +181,7 @@ def test_streaming_job_sigkill_under_load(platform, ledger, reference, report):
         tracked = read_tracked(launcher.pid_file(s, job))
         assert tracked is not None, "the streaming job has no pid file"
         os.killpg(tracked.pid, signal.SIGKILL)  # the driver and its JVM, as a crash would
-        wait_until(lambda: not launcher.is_up(s, job), 30, "the killed job to be gone")
+        wait_for(lambda: not launcher.is_up(s, job), 30, "the killed job to be gone")
 
     run_case("streaming SIGKILL", s, ledger, reference, report, seed=51, inject=kill,
              restore=lambda: launcher.start(s, job))  # what `make up` does for a job that is not running

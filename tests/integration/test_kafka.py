@@ -8,9 +8,9 @@ import uuid
 import pytest
 from confluent_kafka import TopicPartition
 
-from bench.traffic import collect
 from flightdelay import kafka
-from flightdelay.wait import wait_for
+from harness.traffic import collect
+from harness.wait import wait_for
 from infra.services.kafka import ensure_topics
 from spark_jobs.sinks import DeadLetters
 

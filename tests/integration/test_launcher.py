@@ -1,19 +1,14 @@
 """`make up/status/down` as documented, on an isolated state dir and ports so that the servers
 other tests use are never touched."""
 import os
-import socket
 import subprocess
 from pathlib import Path
 
+import psutil
 import pytest
 
 from flightdelay.config import REPO_ROOT
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from harness.ports import free_port
 
 
 @pytest.fixture
@@ -31,8 +26,12 @@ def make(target, env):
     return result.returncode, result.stdout + result.stderr
 
 
-def pid_alive(pid):
-    return Path(f"/proc/{pid}").exists()
+def running(pid):
+    """Whether ``pid`` runs (a zombie, ended but not yet reaped by its parent, does not)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def test_up_twice_status_down_status(isolated_env):
@@ -50,13 +49,13 @@ def test_up_twice_status_down_status(isolated_env):
     assert fields[1] == "up"
     assert fields[3] == isolated_env["FD_KAFKA_PORT"]
     pid = int(fields[5])
-    assert pid_alive(pid)
+    assert running(pid)
     assert fields[7].endswith("kafka.log") and Path(fields[7]).exists()
 
     code, out = make("down", isolated_env)
     assert code == 0, out
     assert "stopped: kafka" in out
-    assert not pid_alive(pid) or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    assert not running(pid)
 
     code, out = make("status", isolated_env)
     assert code == 0, out

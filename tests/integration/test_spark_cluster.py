@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from bench.job import JobProcess
-from bench.traffic import collect, produce_requests, sample_requests
 from flightdelay.health import http_get
 from flightdelay.reference import load_reference
 from flightdelay.stores import mongo, parquet
-from flightdelay.wait import wait_for
+from harness.job import JobProcess
+from harness.traffic import collect, produce_requests, sample_requests
+from harness.wait import wait_for
 from infra import launcher
 from infra.services.spark_cluster import SparkMaster, SparkWorker
 

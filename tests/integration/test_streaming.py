@@ -10,12 +10,12 @@ import uuid as uuidlib
 
 import pytest
 
-from bench.job import JobProcess
-from bench.traffic import collect, produce, produce_requests, sample_requests
 from flightdelay import status as job_status
 from flightdelay.reference import load_reference
 from flightdelay.stores import cassandra, mongo, parquet
-from flightdelay.wait import wait_for
+from harness.job import JobProcess
+from harness.traffic import collect, produce, produce_requests, sample_requests
+from harness.wait import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def expected_predictions(spark, requests):
     from pyspark.ml import PipelineModel
 
     from flightdelay.features import add_features
-    from flightdelay.registry import SHIPPED
+    from flightdelay.model_dir import SHIPPED
     from flightdelay.schema import REQUEST_DDL
 
     frame = spark.createDataFrame([tuple(r[c.split()[0]] for c in REQUEST_DDL.split(", ")) for r in requests],
@@ -165,7 +165,8 @@ def register_shipped_model(s, name):
     import pyspark
     from pyspark.ml import PipelineModel
 
-    from flightdelay.registry import MODEL_ARTIFACT_PATH, REFERENCE_ARTIFACT_PATH, SHIPPED
+    from flightdelay.model_dir import SHIPPED
+    from flightdelay.registry import MODEL_ARTIFACT_PATH, REFERENCE_ARTIFACT_PATH
 
     mlflow.set_tracking_uri(s.mlflow_uri)
     mlflow.set_registry_uri(s.mlflow_uri)

@@ -1,8 +1,14 @@
-"""The benchmarks' verdicts and accounting (pure logic; the benches themselves run in `make bench`)."""
-from bench.pipeline import Collector, held, late_responses, percentile
-from bench.profile import summarise
+"""The benchmarks' verdicts and accounting and the harness's figures (pure logic and this
+machine's processes; the benches themselves run in `make bench`)."""
+import subprocess
+import sys
+import time
+
+from bench.pipeline import Collector, held, late_responses
 from flightdelay.config import load_settings
-from harness.machine import busy, describe
+from harness.machine import CpuShares, busy, cpu_seconds, describe, jvm_child, process_tree, rss_mb
+from harness.profile import summarise
+from harness.stats import percentile, percentiles_ms
 
 
 def step_result(**overrides):
@@ -33,11 +39,13 @@ def test_collector_is_at_the_end_only_when_every_partition_was_read_to_its_water
     assert collector.at_end_of({0: 10, 1: 4, 2: 0})  # an empty partition
 
 
-def test_percentile_of_sorted_values():
-    values = sorted(float(v) for v in range(1, 101))
+def test_percentile_is_the_nearest_rank_of_the_sorted_values():
+    values = [float(v) for v in range(100, 0, -1)]  # unsorted: percentile sorts
     assert percentile(values, 50) == 51.0  # index round(49.5) = 50: the upper of the two middle values
     assert percentile(values, 99) == 99.0
     assert percentile([], 99) is None
+    assert percentiles_ms([3.14159, 1.0, 2.0]) == {"p50_ms": 2.0, "p95_ms": 3.1, "p99_ms": 3.1}
+    assert percentiles_ms([], (50, 95), prefix="ack_") == {"ack_p50_ms": None, "ack_p95_ms": None}
 
 
 def sample(thread, *frames):
@@ -76,11 +84,29 @@ def test_profile_summary_reads_jfr_class_names_with_slashes():
     assert summary["predict_top_self_frames"] == ["FlatForest.leafOf 66.7%"]
 
 
-def test_machine_description_and_busy_share_come_from_proc():
+def test_machine_description_and_busy_share():
     host = describe()
-    assert host["cores"] >= 1 and host["cpu"]
+    assert host["cores"] >= 1 and host["cpu"] and host["memory_gib"] > 0
     state = busy(0.2)
     assert 0 <= state["cpu_busy_pct"] <= 100
+
+
+BURN = "import time\nend = time.time() + 1.5\nwhile time.time() < end: pass"
+
+
+def test_process_figures_of_a_process_tree():
+    shell = subprocess.Popen(["/bin/sh", "-c", f"{sys.executable} -c 'import time; time.sleep(3)'; true"])
+    try:
+        time.sleep(0.3)  # the child of the shell exists
+        tree = process_tree(shell.pid)
+        assert [p.pid for p in tree][:1] == [shell.pid] and len(tree) == 2
+        assert rss_mb(tree) > rss_mb(tree[1:]) > 1  # a Python interpreter holds a few MB
+        assert cpu_seconds(shell.pid) >= 0
+        assert jvm_child(shell.pid) is None  # no java below it
+    finally:
+        shell.kill()
+        shell.wait(10)
+    assert process_tree(shell.pid) == []  # ended: left out
 
 
 def test_browsers_are_dealt_over_at_most_the_client_processes_asked_for():
@@ -100,14 +126,7 @@ def test_stages_of_a_submission_add_up_to_its_latency():
 
 
 def test_cpu_shares_charge_a_group_with_its_children_and_leave_the_rest_to_other():
-    import subprocess
-    import sys
-    import time
-
-    from harness.machine import CpuShares
-
-    burn = "import time\nend = time.time() + 1.5\nwhile time.time() < end: pass"
-    parent = subprocess.Popen(["/bin/sh", "-c", f"{sys.executable} -c '{burn}'; true"])
+    parent = subprocess.Popen(["/bin/sh", "-c", f"{sys.executable} -c '{BURN}'; true"])
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3)"])
     try:
         time.sleep(0.2)  # the child of the shell exists

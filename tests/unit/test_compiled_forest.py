@@ -4,7 +4,6 @@ import pytest
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import functions as F
 
-from bench.forest import flight_features
 from flightdelay.compiled_forest import (
     NotCompilable,
     category_bitset,
@@ -13,6 +12,7 @@ from flightdelay.compiled_forest import (
 )
 from flightdelay.config import REPO_ROOT
 from flightdelay.registry import SHIPPED, load_shipped
+from harness.traffic import flight_features
 
 PIPELINE_DIR = REPO_ROOT / "models" / "pipeline_model"
 REAL_FLIGHTS = 20_000

@@ -3,9 +3,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
-from flightdelay.wait import wait_for
+from harness.wait import wait_for
 from infra.process import Tracked, alive, proc_start_time, read_tracked, spawn, terminate
 from infra.services.spark_connector import artifact_id
 
@@ -30,6 +31,13 @@ def test_recycled_pid_is_not_ours():
         me.wait()
 
 
+def test_start_time_is_the_kernels_clock_ticks_after_boot_as_pid_files_hold_it():
+    """Pid files written before psutil hold field 22 of /proc/<pid>/stat: the servers they name
+    must still count as ours."""
+    stat = Path(f"/proc/{os.getpid()}/stat").read_text()
+    assert proc_start_time(os.getpid()) == stat.rsplit(")", 1)[1].split()[19]
+
+
 def test_missing_or_garbled_pid_file(tmp_path):
     assert read_tracked(tmp_path / "none.json") is None
     (tmp_path / "bad.json").write_text("{not json")
@@ -49,18 +57,14 @@ def test_kafka_cluster_ids_never_look_like_options():
     assert all(len(i) == 22 and not i.startswith("-") for i in ids)
 
 
-def niceness(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
-
-
 def test_spawn_at_a_niceness_keeps_the_commands_own_pid(tmp_path):
     tracked = spawn([sys.executable, "-c", "import time; time.sleep(60)"], cwd=tmp_path,
                     log_file=tmp_path / "x.log", pid_file=tmp_path / "pid.json", env={}, nice=7)
     try:
         # `nice` sets its own niceness, then execs the command under the same pid.
-        wait_for(lambda: Path(f"/proc/{tracked.pid}/cmdline").read_bytes().split(b"\0")[0] == sys.executable.encode(),
-                 10, "nice to exec the command", interval=0.05)
-        assert niceness(tracked.pid) == 7
+        process = psutil.Process(tracked.pid)
+        wait_for(lambda: process.cmdline()[:1] == [sys.executable], 10, "nice to exec the command", interval=0.05)
+        assert process.nice() == 7
         assert alive(tracked)
     finally:
         terminate(tracked, grace=5)

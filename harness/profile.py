@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 from flightdelay.config import Settings
+from harness.machine import jvm_child
 
 # The predict query's candidate costs (issue: measure, don't assume): the frame that marks each,
 # and a frame that must not be on the same stack (the forest's categorical splits look their
@@ -34,18 +35,6 @@ STAGE = re.compile(r"in stage (\d+)\.")
 
 def java_tool(s: Settings, name: str) -> str:
     return str(Path(s.java17_home) / "bin" / name)
-
-
-def jvm_child(pid: int) -> int | None:
-    """The java process among ``pid``'s descendants (pyspark starts the JVM as a child)."""
-    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-        cmdline = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[0]
-        if cmdline.endswith(b"java"):
-            return int(child)
-        found = jvm_child(int(child))
-        if found:
-            return found
-    return None
 
 
 class FlightRecording:

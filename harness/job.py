@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid as uuidlib
@@ -13,18 +12,13 @@ from pathlib import Path
 
 from flightdelay import status as job_status
 from flightdelay.config import REPO_ROOT, load_settings
-from flightdelay.wait import wait_for
+from harness.ports import free_port
+from harness.wait import wait_for
 from infra.services.kafka import delete_topics, ensure_topics
 from infra.services.mongo import Mongo
 from infra.services.spark_connector import install_spark_connector
 
 QUERIES = 4  # predict and the three archive queries
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class JobProcess:

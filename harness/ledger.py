@@ -18,10 +18,10 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
-from bench.traffic import sample_requests
 from flightdelay import kafka
 from flightdelay.config import Settings
 from flightdelay.stores import cassandra, mongo, parquet, text_archive
+from harness.traffic import sample_requests
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,15 @@ class Load(threading.Thread):
 
     def mark(self, phase: str) -> None:
         self.phase = phase
+
+    def run_for(self, seconds: float) -> None:
+        """Let the load run ``seconds`` (a soak's length or a fault's outage: the time is the
+        point, not a condition to wait for); raise at once if the producer thread died."""
+        deadline = time.monotonic() + max(0.0, seconds)
+        while time.monotonic() < deadline:
+            if not self.is_alive():
+                raise RuntimeError(f"the load producer {self.name} stopped")
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
 
     def stop(self, timeout: float = 120.0) -> None:
         """Stop sending and wait until Kafka acknowledged (or failed) everything sent."""

@@ -1,5 +1,6 @@
-"""Waiting on a condition with a deadline (never a fixed sleep): tests, the bench and the
-isolated job runner poll real servers with it."""
+"""Waiting on a condition with a deadline (never a fixed sleep): tests and benches poll real
+servers with it. The launcher has its own wait (infra.launcher.wait_ready): it also watches the
+server's process and quotes its log, and the product never imports the harness."""
 from __future__ import annotations
 
 import time

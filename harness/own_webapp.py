@@ -6,23 +6,18 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from contextlib import contextmanager
 
 import requests
 
 from flightdelay.config import REPO_ROOT, Settings
+from harness.ports import free_port
+from harness.progress import say
+from harness.wait import wait_for
 
 BENCH_RATE_LIMIT = "1000000 per minute"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager
@@ -31,7 +26,7 @@ def own_webapp(s: Settings):
     port = free_port()
     log_path = s.state / "logs" / "bench-webapp.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    print(f"[bench] starting the bench's web app on port {port} (log {log_path})", flush=True)
+    say(f"starting the bench's web app on port {port} (log {log_path})")
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), FD_WEBAPP_PORT=str(port), FD_WEBAPP_RATE_LIMIT=BENCH_RATE_LIMIT)
     with open(log_path, "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "webapp"], env=env, cwd=REPO_ROOT, start_new_session=True,
@@ -48,14 +43,13 @@ def own_webapp(s: Settings):
 def wait_ready(url: str, proc: subprocess.Popen, log_path, timeout: float = 60.0) -> None:
     session = requests.Session()
     session.trust_env = False
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def ready() -> bool:
         if proc.poll() is not None:
-            raise SystemExit(f"the bench's web app exited; see {log_path}")
+            raise RuntimeError(f"the bench's web app exited; see {log_path}")
         try:
-            if session.get(url + "/healthz", timeout=1).json().get("response_consumer_ready"):
-                return
+            return bool(session.get(url + "/healthz", timeout=1).json().get("response_consumer_ready"))
         except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"the bench's web app did not get ready in {timeout:.0f} s; see {log_path}")
+            return False
+
+    wait_for(ready, timeout, f"the bench's web app to get ready (log {log_path})", interval=0.5)
