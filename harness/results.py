@@ -1,11 +1,12 @@
 """Where every bench's figures are kept: one JSON line per run in ``<FD_BENCH_RESULTS_DIR>/<bench>.jsonl``.
 
-A bench ends with ``publish(name, figures, args)``: it prints the figures as its last line (as
-before) and appends them, with the exact command that produced them, its settings, the commit
-and the time, to the bench's results file. The README's benchmark table quotes these records,
-and ``tests/unit/test_readme_figures.py`` checks that every figure in a row is in the latest
-record of the command the row names: a figure no run produced, or one from an older run, fails
-the test. Commit the results files with the README change that quotes them.
+A bench ends with ``publish(name, figures, args)``: it prints the figures as its last line and
+appends them, with the exact command that produced them, its settings, the commit and the time,
+to the bench's results file. ``python -m harness.report`` renders the benchmark tables of
+docs/performance.md (and the README's headline) from these records, and
+``tests/unit/test_bench_report.py`` checks that every figure of a generated block is in the
+latest record of the command the block names: a figure no run produced, or one from an older
+run, fails the test. Commit the results files with the regenerated docs.
 """
 from __future__ import annotations
 
@@ -79,15 +80,15 @@ def history(s: Settings, name: str) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-# -- checking a README row against the record it quotes ----------------------------------------------
-# A number as the README writes it: 8.2, 1,086,000, 4.5(x); not the 99 of "p99" nor a version's "v1".
-NUMBER = re.compile(r"(?<![\w.,])(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
+# -- checking a block of the docs against the record it quotes --------------------------------------
+# A number as the docs write it: 8.2, -4.6, 1,086,000, 4.5(x); not the 99 of "p99" nor a version's "v1".
+NUMBER = re.compile(r"(?<![\w.,])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
 DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
 BENCH_COMMAND = re.compile(r"python -m bench\.(\w+)")
 
 
 def quoted_command(cell: str) -> str | None:
-    """The bench command a README cell names: the first code span that runs a bench, from the
+    """The bench command a text names: the first code span that runs a bench, from the
     last ``&&`` part that does (what comes before it starts servers)."""
     for span in re.findall(r"`([^`]+)`", cell):
         parts = [p.strip() for p in span.split("&&") if BENCH_COMMAND.search(p)]
@@ -109,7 +110,8 @@ def figures_in(text: str) -> tuple[list[str], list[str]]:
 
 def known_values(value) -> tuple[set[str], list[float]]:
     """Every date and number in a record, numbers inside its strings included, and in its keys
-    too (a query bench names each filter by its values: ``class 3``, ``requests 2026-11-29..``)."""
+    too (a query bench names each filter by its values: ``class 3``, ``requests 2026-11-29..``;
+    ``page_40`` names page 40)."""
     dates: set[str] = set()
     numbers: list[float] = []
     todo = [value]
@@ -117,7 +119,7 @@ def known_values(value) -> tuple[set[str], list[float]]:
         v = todo.pop()
         if isinstance(v, dict):
             todo.extend(v.values())
-            todo.extend(v.keys())
+            todo.extend(key.replace("_", " ") for key in v)
         elif isinstance(v, list):
             todo.extend(v)
         elif isinstance(v, bool) or v is None:
