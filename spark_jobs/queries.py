@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 
 from flightdelay import kafka
 from flightdelay.config import Settings
-from flightdelay.registry import ServedModel
+from flightdelay.serving import ServedModel
 from flightdelay.stores import parquet
 from spark_jobs import sinks
 from spark_jobs.transform import SOURCE_COLUMNS, parse_predictions, score

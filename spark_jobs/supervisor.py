@@ -14,7 +14,7 @@ from pyspark.sql import SparkSession
 
 from flightdelay import status as job_status
 from flightdelay.config import Settings
-from flightdelay.registry import ServedModel, champion_version, load_registered, load_served_model
+from flightdelay.serving import AliasWatcher, ServedModel, load_registered, load_served_model
 from flightdelay.stores.cassandra import CassandraWriter
 from flightdelay.stores.mongo import MongoWriter
 from spark_jobs.queries import start_archive, start_predict, start_store
@@ -29,6 +29,7 @@ class PredictionJob:
     stores: bool = True
     stopping: threading.Event = field(default_factory=threading.Event)
     served: ServedModel | None = None
+    watcher: AliasWatcher | None = None
     queries: dict = field(default_factory=dict)
     factories: dict = field(default_factory=dict)
     failures: dict = field(default_factory=dict)   # query -> restarts since it was last seen running
@@ -37,6 +38,7 @@ class PredictionJob:
     def start(self) -> None:
         s = self.settings
         self.served = load_served_model(s)
+        self.watcher = AliasWatcher(s, self.served.version, self.swap_model)
         self.factories = {"predict": lambda: start_predict(self.spark, s, self.served)}
         if self.stores:
             self.factories.update({
@@ -50,11 +52,10 @@ class PredictionJob:
             self.queries[name] = factory()
         self.write_status()
 
-    def check_model(self) -> bool:
-        """Swap in the registry's champion if it moved; return True if a swap happened."""
-        version = champion_version(self.settings)
-        if version is None or self.served is None or version == self.served.version:
-            return False
+    def swap_model(self, version: str) -> bool:
+        """The alias moved to ``version`` (``self.watcher`` calls this): restart the predict
+        query on it between batches; False (still serving the current model) if it cannot be
+        loaded, and the watcher asks again at its next check."""
         log.info("alias %s moved to version %s (serving %s); loading it", self.settings.model_alias,
                  version, self.served.version)
         try:
@@ -98,9 +99,12 @@ class PredictionJob:
             return False
 
     def run(self) -> None:
+        """Every FD_MODEL_POLL_S seconds: restart dead queries, follow the alias, write the
+        status. The alias is checked here rather than by ``watcher.follow`` in a thread of its
+        own, so a model swap and a query restart never run at the same time."""
         while not self.stopping.wait(self.settings.model_poll_s):
             self.check_queries()
-            self.check_model()
+            self.watcher.check()
             self.write_status()
 
     def write_status(self) -> None:

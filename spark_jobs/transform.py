@@ -8,7 +8,7 @@ from pyspark.sql import functions as F
 from flightdelay import schema
 from flightdelay.config import Settings
 from flightdelay.features import PREDICTION_COLUMN, PROBABILITIES_COLUMN, add_features
-from flightdelay.registry import ServedModel
+from flightdelay.serving import ServedModel
 from spark_jobs.validate import ERRORS, error_summary, is_valid, validated
 
 # Where a response record came from, kept next to its fields for dead letters.

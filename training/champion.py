@@ -21,6 +21,8 @@ import sys
 
 from flightdelay import registry
 from flightdelay.config import Settings, load_settings
+from flightdelay.model_dir import SHIPPED
+from flightdelay.reference import load_reference
 
 log = logging.getLogger("training.champion")
 
@@ -104,11 +106,11 @@ def register_shipped(s: Settings) -> dict:
     from flightdelay.spark import get_spark
     from training import data, tracking
 
-    metrics = registry.SHIPPED.load_metrics()
-    reference = registry.shipped_reference()
+    metrics = SHIPPED.load_metrics()
+    reference = load_reference(SHIPPED.reference)
     spark = get_spark(s, "flightdelay-register-shipped")
     try:
-        model = PipelineModel.load(str(registry.SHIPPED.pipeline))
+        model = PipelineModel.load(str(SHIPPED.pipeline))
         # A few real holdout flights as the model's input example (signature in the MLflow UI).
         flights = data.load_flights(spark, sample=0.001, seed=1)
         _, holdout = data.time_split(flights.frame, metrics.get("split_date", data.DEFAULT_SPLIT_DATE))

@@ -19,6 +19,8 @@ from mlflow.models import infer_signature
 
 from flightdelay import features, registry
 from flightdelay.config import Settings
+from flightdelay.model_dir import SHIPPED, SHIPPED_VERSION
+from flightdelay.reference import load_reference
 from training import evaluate
 
 log = logging.getLogger(__name__)
@@ -110,12 +112,12 @@ def log_and_register(s: Settings, experiment: str, metrics: dict, model, referen
 @dataclass(frozen=True)
 class Baseline:
     """The model being served when a candidate is judged, and its accuracy on the candidate's holdout."""
-    version: str       # registry version of the champion, or registry.SHIPPED_VERSION
+    version: str       # registry version of the champion, or SHIPPED_VERSION
     accuracy: float
 
     @property
     def label(self) -> str:
-        if self.version == registry.SHIPPED_VERSION:
+        if self.version == SHIPPED_VERSION:
             return "the shipped default model (no champion in the registry)"
         return f"champion v{self.version}"
 
@@ -127,8 +129,8 @@ def served_baseline(s: Settings, test_raw) -> Baseline:
     if current is None:
         from pyspark.ml import PipelineModel
 
-        model, reference = PipelineModel.load(str(registry.SHIPPED.pipeline)), registry.shipped_reference()
-        version = registry.SHIPPED_VERSION
+        model, reference = PipelineModel.load(str(SHIPPED.pipeline)), load_reference(SHIPPED.reference)
+        version = SHIPPED_VERSION
     else:
         version = str(current.version)
         model = registry.load_pipeline(s, version)
@@ -165,7 +167,7 @@ def promote(s: Settings, version: str, run_id: str, candidate_accuracy: float, b
     served; record on the run and the version which version is live and why."""
     mlflow_client = registry.client(s)
     current = registry.champion(s, mlflow_client)
-    live_before = registry.SHIPPED_VERSION if current is None else str(current.version)
+    live_before = SHIPPED_VERSION if current is None else str(current.version)
     if live_before != baseline.version:
         promoted = False
         reason = (f"the served model changed from {baseline.label} to version {live_before} after the "

@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 
 from flightdelay import features
 from flightdelay.config import Settings, load_settings
-from flightdelay.registry import ModelDir
+from flightdelay.model_dir import ModelDir
 from flightdelay.schema import LABEL_COLUMN, LABEL_SPLITS, LABELS
 
 log = logging.getLogger("training.train")

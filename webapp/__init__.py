@@ -23,7 +23,7 @@ def create_app(test_config: dict | None = None, *, settings: Settings | None = N
     """Build the app. Tests pass a fake ``bridge`` (no Kafka) and ``start_consumer=False``."""
     from flask_wtf.csrf import CSRFProtect
 
-    from flightdelay.registry import ServedReference
+    from flightdelay.serving import ServedReference
     from webapp import api, classic, events, pages, security
     from webapp.bridge import KafkaBridge
     from webapp.limits import SubmissionLimit

@@ -45,7 +45,7 @@ def request_payload() -> dict | None:
 
 def served_reference():
     """Reference data of the served model: routes, airports, their schedules (the champion's,
-    following the registry alias, as the job serves it: flightdelay.registry.ServedReference)."""
+    following the registry alias, as the job serves it: flightdelay.serving.ServedReference)."""
     return current_app.extensions["fd.reference"].current()
 
 
@@ -111,11 +111,11 @@ def start_response_consumer(app: Flask) -> None:
     if app.extensions.get("fd.consumer_started"):
         return
     app.extensions["fd.consumer_started"] = True
-    registry.import_client()  # before the worker serves, not on the follower while it serves
+    registry.import_client()  # before the worker serves, not on the watcher while it serves
     socketio.start_background_task(app.extensions["fd.bridge"].consume_responses,
                                    lambda prediction: deliver_prediction(app, prediction),
                                    lambda rejection: deliver_rejection(app, rejection))
-    socketio.start_background_task(app.extensions["fd.reference"].follow, socketio.sleep)
+    socketio.start_background_task(app.extensions["fd.reference"].watcher.follow, socketio.sleep)
 
 
 def deliver_prediction(app: Flask, prediction: dict) -> bool:

@@ -11,7 +11,8 @@ from flightdelay.compiled_forest import (
     flat_forest_text,
 )
 from flightdelay.config import REPO_ROOT
-from flightdelay.registry import SHIPPED, load_shipped
+from flightdelay.model_dir import SHIPPED
+from flightdelay.serving import load_shipped
 from harness.traffic import flight_features
 
 PIPELINE_DIR = REPO_ROOT / "models" / "pipeline_model"
