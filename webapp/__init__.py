@@ -8,14 +8,14 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
-from flask_socketio import SocketIO
 
 from flightdelay import logs
 from flightdelay.config import Settings, load_settings
+from webapp.sockets import socketio
 
 log = logging.getLogger(__name__)
 
-socketio = SocketIO()
+__all__ = ["create_app", "main", "socketio"]
 
 
 def create_app(test_config: dict | None = None, *, settings: Settings | None = None, bridge=None,
@@ -24,7 +24,7 @@ def create_app(test_config: dict | None = None, *, settings: Settings | None = N
     from flask_wtf.csrf import CSRFProtect
 
     from flightdelay.serving import ServedReference
-    from webapp import api, classic, events, pages, security
+    from webapp import api, classic, events, pages, parts, security
     from webapp.bridge import KafkaBridge
     from webapp.limits import SubmissionLimit
     from webapp.predictions import start_response_consumer
@@ -47,13 +47,13 @@ def create_app(test_config: dict | None = None, *, settings: Settings | None = N
     if test_config:
         app.config.update(test_config)
 
-    app.extensions["fd.settings"] = settings
-    # The reference data of the model the job serves (the champion's, following the alias).
-    app.extensions["fd.reference"] = ServedReference(settings)
-    app.extensions["fd.results"] = ResultStore()
-    app.extensions["fd.bridge"] = bridge or KafkaBridge(settings)
-    app.extensions["fd.stores"] = stores or Stores(settings)
-    app.extensions["fd.limit"] = SubmissionLimit(app.config["RATELIMIT_DEFAULT"])
+    parts.install(app, parts.Parts(
+        settings=settings,
+        served_reference=ServedReference(settings),  # the model the job serves: the champion's, following the alias
+        results=ResultStore(),
+        bridge=bridge or KafkaBridge(settings),
+        stores=stores or Stores(settings),
+        limit=SubmissionLimit(app.config["RATELIMIT_DEFAULT"])))
 
     csrf = CSRFProtect(app)
     app.register_blueprint(pages.bp)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
 
-from webapp.limits import submission_limit
+from webapp import parts
 from webapp.predictions import (
     Unavailable,
     ValidationError,
@@ -15,6 +15,7 @@ from webapp.predictions import (
     normalise_uuid,
     request_payload,
     requested_wait,
+    submission_limit,
     submit,
     wait_for_outcome,
 )
@@ -63,8 +64,7 @@ def get_prediction(uuid: str):
 @bp.get("/api/v1/openapi.json")
 def openapi():
     from webapp.openapi import openapi_spec
-    from webapp.predictions import served_reference
 
     c = current_app.config
     return jsonify(openapi_spec(c["SYNC_WAIT_MAX_S"], c["RATELIMIT_DEFAULT"], c["MAX_CONTENT_LENGTH"],
-                                served_reference()))
+                                parts.reference()))

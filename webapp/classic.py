@@ -22,7 +22,7 @@ from typing import Any, Mapping
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from flightdelay.schema import route_of
-from webapp.limits import submission_limit
+from webapp import parts
 from webapp.predictions import (
     Unavailable,
     ValidationError,
@@ -30,7 +30,7 @@ from webapp.predictions import (
     normalise_uuid,
     request_payload,
     requested_wait,
-    served_reference,
+    submission_limit,
     submit,
     wait_for_outcome,
 )
@@ -98,7 +98,7 @@ def _accept_classic():
     if payload is None:
         return None, _answer({"status": "ERROR", "error": "send the flight as a form or a JSON object",
                               "fields": {}}, 400)
-    payload, filled = fill_missing_schedule(payload, served_reference())
+    payload, filled = fill_missing_schedule(payload, parts.reference())
     try:
         uuid = submit(payload)
     except ValidationError as exc:

@@ -12,8 +12,7 @@ from flask_socketio import join_room
 from flask_wtf.csrf import ValidationError as CsrfError
 from flask_wtf.csrf import validate_csrf
 
-from webapp.limits import check_submission
-from webapp.predictions import Unavailable, ValidationError, lookup, normalise_uuid, submit
+from webapp.predictions import Unavailable, ValidationError, check_submission, lookup, normalise_uuid, submit
 
 log = logging.getLogger(__name__)
 

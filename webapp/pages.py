@@ -13,24 +13,16 @@ from flightdelay import status as job_status
 from flightdelay.schema import LABELS
 from flightdelay.stores import text_archive
 from flightdelay.stores.mongo import HistoryQuery, history_filters
-from webapp.predictions import served_reference
+from webapp import parts
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("pages", __name__)
 
 
-def _settings():
-    return current_app.extensions["fd.settings"]
-
-
-def _stores():
-    return current_app.extensions["fd.stores"]
-
-
 @bp.get("/")
 def predict():
-    reference = served_reference()
+    reference = parts.reference()
     return render_template("predict.html", options=form_options(reference), labels=LABELS,
                            timeout_s=current_app.config["RESULT_TIMEOUT_S"])
 
@@ -57,7 +49,7 @@ def history():
     query = history_query(form, request.args.get("before"))
     error, result = None, None
     try:
-        result = _stores().history(query)
+        result = parts.stores().history(query)
     except Exception as exc:  # MongoDB unavailable: the page says so instead of a 500
         log.warning("history query failed: %s", exc)
         error = f"MongoDB is not answering ({type(exc).__name__}); is the stack up? (make status)"
@@ -94,13 +86,13 @@ ARCHIVE_DAYS_PER_PAGE = 31
 def archive():
     error, summary, table = None, None, None
     try:
-        summary = _stores().archive_summary()
+        summary = parts.stores().archive_summary()
         table = archive_table(summary["per_day"], request.args.get("days_page"))
     except Exception as exc:  # HDFS unavailable or archive not written yet
         log.warning("archive summary failed: %s", exc)
         error = f"The HDFS archive could not be read ({type(exc).__name__}: {exc})"
     return render_template("archive.html", summary=summary, table=table, error=error, labels=LABELS,
-                           text_archive=text_archive_summary(_settings()))
+                           text_archive=text_archive_summary(parts.settings()))
 
 
 def archive_table(per_day: dict, raw_page: str | None) -> dict:
@@ -125,7 +117,7 @@ def text_archive_summary(s) -> dict:
 
 @bp.get("/model")
 def model():
-    return render_template("model.html", model=_stores().champion(), labels=LABELS)
+    return render_template("model.html", model=parts.stores().champion(), labels=LABELS)
 
 
 @bp.get("/model/plot/<run_id>/<path:path>")
@@ -133,7 +125,7 @@ def model_plot(run_id: str, path: str):
     if not path.endswith(".png") or ".." in path:
         abort(404)
     try:
-        return Response(_stores().champion_plot(run_id, path), mimetype="image/png")
+        return Response(parts.stores().champion_plot(run_id, path), mimetype="image/png")
     except Exception:  # unknown run or artifact
         abort(404)
 
@@ -155,7 +147,7 @@ def service_checks(s) -> list[dict]:
 
 @bp.get("/status")
 def status():
-    s = _settings()
+    s = parts.settings()
     rows = []
     for svc in service_checks(s):
         began = time.monotonic()
@@ -176,7 +168,7 @@ def streaming_status(s) -> job_status.JobStatus | None:
 def vendor_socketio():
     """The Socket.IO browser client, fetched from npm into the cache by `make up` (no CDN:
     the page must work without internet)."""
-    path = _settings().cache / "npm" / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
+    path = parts.settings().cache / "npm" / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
     if not path.exists():
         log.error("Socket.IO client missing at %s; run `make up` (or `make install`)", path)
         abort(404)
@@ -187,7 +179,7 @@ def vendor_socketio():
 @bp.get("/vendor/chart.umd.min.js")
 def vendor_chartjs():
     """Chart.js (the archive page's chart), fetched from npm into the cache by `make up`."""
-    path = _settings().cache / "npm" / "node_modules" / "chart.js" / "dist" / "chart.umd.min.js"
+    path = parts.settings().cache / "npm" / "node_modules" / "chart.js" / "dist" / "chart.umd.min.js"
     if not path.exists():
         log.error("Chart.js missing at %s; run `make up` (or `make install`)", path)
         abort(404)
@@ -199,5 +191,5 @@ def vendor_chartjs():
 def healthz():
     """Liveness for the launcher: the process serves, and its Kafka response consumer is
     assigned (before that, a prediction could not reach the browser)."""
-    ready = current_app.extensions["fd.bridge"].consumer_ready.is_set()
+    ready = parts.bridge().consumer_ready.is_set()
     return {"ok": True, "response_consumer_ready": ready}

@@ -3,17 +3,20 @@ stamp, produce to Kafka; look a result up) and the response (a prediction from K
 the Socket.IO room of its UUID)."""
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
 import time
 import uuid as uuidlib
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, jsonify, request
 
 from flightdelay import registry, schema
 from flightdelay.schema import ValidationError, validate_request
-from webapp import socketio
+from webapp import parts
+from webapp.limits import client_address
+from webapp.sockets import socketio
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +46,23 @@ def request_payload() -> dict | None:
     return request.form.to_dict() if request.form else None
 
 
-def served_reference():
-    """Reference data of the served model: routes, airports, their schedules (the champion's,
-    following the registry alias, as the job serves it: flightdelay.serving.ServedReference)."""
-    return current_app.extensions["fd.reference"].current()
+def check_submission() -> int | None:
+    """None if the current client may submit now, else the seconds to wait (webapp.limits)."""
+    return parts.limit().retry_after(client_address())
+
+
+def submission_limit(view):
+    """Answer 429 with Retry-After once the client is over the shared limit."""
+    @functools.wraps(view)
+    def limited(*args, **kwargs):
+        wait = check_submission()
+        if wait is not None:
+            response = jsonify(error=f"rate limit exceeded ({parts.limit().rate} per client); retry in {wait} s")
+            response.status_code = 429
+            response.headers["Retry-After"] = str(wait)
+            return response
+        return view(*args, **kwargs)
+    return limited
 
 
 def requested_wait(raw: str | None, default: float = 0.0) -> float:
@@ -65,7 +81,7 @@ def requested_wait(raw: str | None, default: float = 0.0) -> float:
 def wait_for_outcome(uuid: str, seconds: float) -> tuple[str, dict | None]:
     """('done', prediction) | ('rejected', reason) | ('pending', None) for a request this
     process produced, once its answer reached this process's consumer or after ``seconds``."""
-    results = current_app.extensions["fd.results"]
+    results = parts.results()
     if seconds > 0:
         results.wait_for(uuid, seconds)
     state, outcome = results.outcome(uuid)
@@ -79,14 +95,14 @@ def submit(payload, *, before_publish=None) -> str:
     after validation and before the request reaches Kafka: the Socket.IO handler joins the
     client to the UUID's room there, so the answer can never arrive before the listener.
     """
-    request = validate_request(payload, served_reference())
+    request = validate_request(payload, parts.reference())
     request["UUID"] = str(uuidlib.uuid4())
     request["requested_at"] = int(time.time() * 1000)
     if before_publish:
         before_publish(request["UUID"])
-    current_app.extensions["fd.results"].mark_pending(request["UUID"])
+    parts.results().mark_pending(request["UUID"])
     try:
-        current_app.extensions["fd.bridge"].publish_request(request)
+        parts.bridge().publish_request(request)
     except Exception as exc:  # any producer failure means the request was not accepted
         log.error("uuid=%s could not be produced: %s", request["UUID"], exc)
         raise Unavailable("the prediction service is unavailable, please retry in a moment") from exc
@@ -97,25 +113,26 @@ def submit(payload, *, before_publish=None) -> str:
 
 def lookup(uuid: str) -> tuple[str, dict | None]:
     """('done', prediction) | ('rejected', {reason, fields}) | ('pending', None) | ('unknown', None)."""
-    state, outcome = current_app.extensions["fd.results"].outcome(uuid)
+    state, outcome = parts.results().outcome(uuid)
     if state in ("done", "rejected"):
         return state, outcome
     # Not answered here yet (or produced by another web process, or before a restart).
-    found = current_app.extensions["fd.stores"].prediction(uuid)
+    found = parts.stores().prediction(uuid)
     return ("done", found) if found is not None else (state, None)
 
 
 def start_response_consumer(app: Flask) -> None:
     """Background tasks, once per process: Kafka responses -> the Socket.IO room of each UUID;
     the served model's reference data follows the registry alias."""
-    if app.extensions.get("fd.consumer_started"):
+    app_parts = parts.of(app)
+    if app_parts.background_started:
         return
-    app.extensions["fd.consumer_started"] = True
+    app_parts.background_started = True
     registry.import_client()  # before the worker serves, not on the watcher while it serves
-    socketio.start_background_task(app.extensions["fd.bridge"].consume_responses,
+    socketio.start_background_task(app_parts.bridge.consume_responses,
                                    lambda prediction: deliver_prediction(app, prediction),
                                    lambda rejection: deliver_rejection(app, rejection))
-    socketio.start_background_task(app.extensions["fd.reference"].watcher.follow, socketio.sleep)
+    socketio.start_background_task(app_parts.served_reference.watcher.follow, socketio.sleep)
 
 
 def deliver_prediction(app: Flask, prediction: dict) -> bool:
@@ -125,7 +142,7 @@ def deliver_prediction(app: Flask, prediction: dict) -> bool:
     if not uuid:
         log.warning("response without UUID ignored")
         return False
-    if not app.extensions["fd.results"].record(uuid, prediction):
+    if not parts.of(app).results.record(uuid, prediction):
         log.info("uuid=%s duplicate response ignored", uuid)
         return False
     socketio.emit("prediction", prediction, to=uuid)
@@ -139,7 +156,7 @@ def deliver_rejection(app: Flask, rejection: dict) -> bool:
     agree, so this is a safety net): tell whoever waits for it why, instead of leaving it
     pending. Dead letters of requests this process did not produce are ignored."""
     uuid = rejection.get("uuid")
-    results = app.extensions["fd.results"]
+    results = parts.of(app).results
     if not uuid or not results.is_pending(uuid):
         return False
     results.reject(uuid, rejection)
@@ -149,4 +166,4 @@ def deliver_rejection(app: Flask, rejection: dict) -> bool:
 
 
 __all__ = ["ValidationError", "Unavailable", "submit", "lookup", "start_response_consumer", "deliver_prediction",
-           "deliver_rejection"]
+           "deliver_rejection", "check_submission", "submission_limit"]

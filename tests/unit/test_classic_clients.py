@@ -8,6 +8,7 @@ import pytest
 
 from flightdelay.reference import load_reference
 from tests.unit.test_webapp import VALID, make_app, prediction_for
+from webapp import parts
 from webapp.classic import fill_missing_schedule
 from webapp.predictions import deliver_prediction
 
@@ -54,7 +55,7 @@ def test_original_page_post_and_poll_render_a_class(app, client):
     assert answer.mimetype == "text/plain"
     body = json.loads(answer.get_data(as_text=True))
     assert body["status"] == "OK" and str(uuidlib.UUID(body["id"])) == body["id"]
-    [produced] = app.extensions["fd.bridge"].published
+    [produced] = parts.of(app).bridge.published
     schedule = load_reference().typical_schedule("JFK", "ATL")
     assert (produced["CRSDepTime"], produced["CRSArrTime"]) == (schedule["CRSDepTime"], schedule["CRSArrTime"])
     assert set(body["filled"]) == {"CRSDepTime", "CRSArrTime"}
@@ -79,7 +80,7 @@ def test_original_curl_test_gets_the_prediction_in_the_response(app, client):
     """curl -F (multipart) to the synchronous route, answered when the prediction arrives."""
     def answer_soon():
         for _ in range(200):
-            published = app.extensions["fd.bridge"].published
+            published = parts.of(app).bridge.published
             if published:
                 deliver_prediction(app, prediction_for(published[0]["UUID"], cls=1))
                 return
@@ -106,7 +107,7 @@ def test_synchronous_routes_answer_202_when_the_prediction_is_late(client):
 def test_api_wait_returns_the_prediction_and_is_bounded(app, client):
     def answer_soon():
         for _ in range(200):
-            published = app.extensions["fd.bridge"].published
+            published = parts.of(app).bridge.published
             if published:
                 deliver_prediction(app, prediction_for(published[-1]["UUID"], cls=0))
                 return

@@ -4,7 +4,7 @@ import uuid as uuidlib
 
 import pytest
 
-from webapp import create_app, socketio
+from webapp import create_app, parts, socketio
 from webapp.predictions import deliver_prediction
 
 VALID = {"Carrier": "UA", "Origin": "EWR", "Dest": "IAH", "FlightDate": "2013-01-03",
@@ -60,7 +60,7 @@ def test_api_accepts_a_valid_request_and_produces_it_typed(app, client):
     body = answer.get_json()
     uuid = body["uuid"]
     assert str(uuidlib.UUID(uuid)) == uuid
-    [request] = app.extensions["fd.bridge"].published
+    [request] = parts.of(app).bridge.published
     assert request["UUID"] == uuid and isinstance(request["requested_at"], int)
     assert (request["CRSDepTime"], request["CRSArrTime"], request["DepDelay"]) == (529, 830, -3.0)
     assert request["FlightNum"] is None
@@ -73,7 +73,7 @@ def test_api_rejects_bad_fields_with_messages_and_produces_nothing(app, client):
     body = answer.get_json()
     assert set(body["fields"]) == {"Carrier", "CRSDepTime", "Dest"}
     assert "unknown route" in body["fields"]["Dest"]
-    assert app.extensions["fd.bridge"].published == []
+    assert parts.of(app).bridge.published == []
 
 
 @pytest.mark.parametrize("kwargs", [{"data": "not json", "content_type": "application/json"},
@@ -103,7 +103,7 @@ def test_result_lookup_pending_done_unknown(app, client):
 
 def test_result_found_in_mongo_after_a_restart(app, client):
     uuid = str(uuidlib.uuid4())
-    app.extensions["fd.stores"].docs[uuid] = prediction_for(uuid, cls=0)
+    parts.of(app).stores.docs[uuid] = prediction_for(uuid, cls=0)
     assert client.get(f"/api/v1/predictions/{uuid}").get_json()["prediction"]["prediction"] == 0
 
 
@@ -128,7 +128,7 @@ def test_socket_validation_errors_come_back_in_the_ack(app):
     client = socketio.test_client(app)
     ack = client.emit("predict", dict(VALID, FlightDate="2013-02-30"), callback=True)
     assert "FlightDate" in ack["fields"]
-    assert app.extensions["fd.bridge"].published == []
+    assert parts.of(app).bridge.published == []
 
 
 def test_socket_needs_the_csrf_token_when_csrf_is_on():
@@ -136,7 +136,7 @@ def test_socket_needs_the_csrf_token_when_csrf_is_on():
     client = socketio.test_client(app)
     ack = client.emit("predict", VALID, callback=True)
     assert "expired" in ack["error"]
-    assert app.extensions["fd.bridge"].published == []
+    assert parts.of(app).bridge.published == []
 
 
 def test_http_api_is_stateless_and_needs_no_csrf_token_but_the_socket_does():

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from tests.unit.test_webapp import VALID, make_app, prediction_for
-from webapp import socketio
+from webapp import parts, socketio
 from webapp.pages import day_or_none, history_cursor, history_query
 from webapp.predictions import deliver_prediction, deliver_rejection
 
@@ -38,7 +38,7 @@ def test_hostile_bodies_get_a_clear_400_over_http(app, path, name):
     answer = app.test_client().post(path, data=HOSTILE_BODIES[name], content_type="application/json")
     assert answer.status_code == 400, answer.data[:300]
     assert "error" in json.loads(answer.data)
-    assert app.extensions["fd.bridge"].published == []
+    assert parts.of(app).bridge.published == []
 
 
 # Over the socket the browser sends parsed JSON; these cannot be a JS value (or not an object).
@@ -50,7 +50,7 @@ NOT_SOCKET_PAYLOADS = {"deeply nested JSON", "binary garbage", "huge JSON intege
 def test_hostile_fields_get_field_errors_over_the_socket(app, name):
     ack = socketio.test_client(app).emit("predict", json.loads(HOSTILE_BODIES[name]), callback=True)
     assert ack["fields"], ack
-    assert app.extensions["fd.bridge"].published == []
+    assert parts.of(app).bridge.published == []
 
 
 @pytest.mark.parametrize("payload", [None, 42, "x", [1], {"uuid": {"a": 1}}, {"uuid": ["x"]}, {"uuid": "nope"}])
