@@ -1,5 +1,10 @@
 """Socket.IO events: a browser submits its form over the socket and waits in its own room.
 
+A room is named by a request UUID and lives until the answer is out: the delivery closes it
+(``webapp.predictions.answer_room``), a ``watch`` of an answered request leaves it at once, a
+request Kafka did not take leaves it, and a client that goes away leaves all its rooms
+(python-socketio's disconnect does that).
+
 Every handler answers: an ack with the UUID, or ``{"error", "fields"}`` (bad input, the shared
 rate limit, an expired page, any failure), never silence.
 """
@@ -8,7 +13,7 @@ from __future__ import annotations
 import logging
 
 from flask import current_app
-from flask_socketio import join_room
+from flask_socketio import join_room, leave_room
 from flask_wtf.csrf import ValidationError as CsrfError
 from flask_wtf.csrf import validate_csrf
 
@@ -56,18 +61,21 @@ def on_predict(form):
     except ValidationError as exc:
         return {"error": "please correct the highlighted fields", "fields": exc.fields}
     except Unavailable as exc:
+        leave_room(exc.uuid)  # joined before producing; no answer will come
         return {"error": str(exc), "fields": {}}
     return {"uuid": uuid, "timeout_s": current_app.config["RESULT_TIMEOUT_S"]}
 
 
 def on_watch(data):
     """Join the room of a UUID submitted earlier (e.g. over the REST API) and get its result
-    at once if it is already known."""
+    at once if it is already known (then the room is left again: nothing more will come)."""
     uuid = normalise_uuid(data.get("uuid")) if isinstance(data, dict) else None
     if uuid is None:
         return {"error": "send {uuid: <request UUID>}"}
-    join_room(uuid)
+    join_room(uuid)  # before the lookup: an answer arriving in between still reaches the client
     state, outcome = lookup(uuid)
+    if state in ("done", "rejected"):
+        leave_room(uuid)
     if state == "rejected":
         return {"status": state, "rejection": outcome}
     return {"status": state, "prediction": outcome}

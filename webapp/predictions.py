@@ -1,6 +1,6 @@
 """Both halves of a prediction in the web app: the request (validate with the shared schema,
 stamp, produce to Kafka; look a result up) and the response (a prediction from Kafka pushed to
-the Socket.IO room of its UUID)."""
+the Socket.IO room of its UUID, which is closed once the answer is out)."""
 from __future__ import annotations
 
 import functools
@@ -22,7 +22,11 @@ log = logging.getLogger(__name__)
 
 
 class Unavailable(RuntimeError):
-    """Kafka did not take the request; the caller answers 503 and the user may retry."""
+    """Kafka did not take the request ``uuid``; the caller answers 503 and the user may retry."""
+
+    def __init__(self, message: str, uuid: str):
+        super().__init__(message)
+        self.uuid = uuid
 
 
 UUID_RE = re.compile(schema.UUID_RE)  # matched against the lower-cased text: the canonical form
@@ -105,7 +109,8 @@ def submit(payload, *, before_publish=None) -> str:
         parts.bridge().publish_request(request)
     except Exception as exc:  # any producer failure means the request was not accepted
         log.error("uuid=%s could not be produced: %s", request["UUID"], exc)
-        raise Unavailable("the prediction service is unavailable, please retry in a moment") from exc
+        raise Unavailable("the prediction service is unavailable, please retry in a moment",
+                          request["UUID"]) from exc
     log.info("uuid=%s accepted %s-%s on %s", request["UUID"], request["Origin"], request["Dest"],
              request["FlightDate"])
     return request["UUID"]
@@ -135,9 +140,17 @@ def start_response_consumer(app: Flask) -> None:
     socketio.start_background_task(app_parts.served_reference.watcher.follow, socketio.sleep)
 
 
+def answer_room(uuid: str, event: str, answer: dict) -> None:
+    """Send the answer to the room of ``uuid`` and close it: its members leave (the event is
+    already queued to each), so a delivered request holds no room."""
+    socketio.emit(event, answer, to=uuid)
+    socketio.close_room(uuid)
+
+
 def deliver_prediction(app: Flask, prediction: dict) -> bool:
-    """Push one prediction to the Socket.IO room of its UUID (never broadcast). A repeated
-    response (the Kafka sink is at-least-once) is recognised by UUID and not pushed again."""
+    """Push one prediction to the Socket.IO room of its UUID (never broadcast), then close the
+    room: nothing more comes for that UUID. A repeated response (the Kafka sink is
+    at-least-once) is recognised by UUID and not pushed again."""
     uuid = prediction.get("UUID")
     if not uuid:
         log.warning("response without UUID ignored")
@@ -145,7 +158,7 @@ def deliver_prediction(app: Flask, prediction: dict) -> bool:
     if not parts.of(app).results.record(uuid, prediction):
         log.info("uuid=%s duplicate response ignored", uuid)
         return False
-    socketio.emit("prediction", prediction, to=uuid)
+    answer_room(uuid, "prediction", prediction)
     log.info("uuid=%s prediction %s (%s v%s) pushed to its room", uuid, prediction.get("prediction"),
              prediction.get("model_name"), prediction.get("model_version"))
     return True
@@ -160,7 +173,7 @@ def deliver_rejection(app: Flask, rejection: dict) -> bool:
     if not uuid or not results.is_pending(uuid):
         return False
     results.reject(uuid, rejection)
-    socketio.emit("rejected", rejection, to=uuid)
+    answer_room(uuid, "rejected", rejection)
     log.warning("uuid=%s rejected by the streaming job: %s", uuid, rejection.get("reason"))
     return True
 

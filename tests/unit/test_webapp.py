@@ -5,7 +5,7 @@ import uuid as uuidlib
 import pytest
 
 from webapp import create_app, parts, socketio
-from webapp.predictions import deliver_prediction
+from webapp.predictions import deliver_prediction, deliver_rejection
 
 VALID = {"Carrier": "UA", "Origin": "EWR", "Dest": "IAH", "FlightDate": "2013-01-03",
          "CRSDepTime": "0529", "CRSArrTime": "830", "DepDelay": "-3", "FlightNum": ""}
@@ -122,6 +122,66 @@ def test_each_socket_gets_only_its_own_prediction(app):
     # A duplicate delivery (at-least-once Kafka sink) is not pushed again.
     assert deliver_prediction(app, prediction_for(ack1["uuid"], cls=0)) is False
     assert not [m for m in first.get_received() if m["name"] == "prediction"]
+
+
+def request_rooms():
+    """The Socket.IO rooms named by a request UUID (not the room every client has of its own sid)."""
+    manager = socketio.server.manager
+    return {room for room in manager.rooms.get("/", {}) if room is not None and not manager.is_sid_room("/", room)}
+
+
+def test_a_room_is_closed_once_its_answer_is_delivered(app):
+    first, second = socketio.test_client(app), socketio.test_client(app)
+    done = first.emit("predict", VALID, callback=True)["uuid"]
+    refused = second.emit("predict", VALID, callback=True)["uuid"]
+    assert request_rooms() == {done, refused}
+    deliver_prediction(app, prediction_for(done))
+    assert request_rooms() == {refused}
+    assert deliver_rejection(app, {"uuid": refused, "reason": "Dest: unknown route", "fields": {}})
+    assert request_rooms() == set()
+    assert [m["name"] for m in first.get_received()] == ["prediction"]  # the answer went out before
+    assert [m["name"] for m in second.get_received()] == ["rejected"]
+
+
+def test_a_client_that_goes_away_leaves_its_rooms(app):
+    leaving, staying = socketio.test_client(app), socketio.test_client(app)
+    pending = leaving.emit("predict", VALID, callback=True)["uuid"]
+    unknown = str(uuidlib.uuid4())                       # watched, never answered here
+    assert leaving.emit("watch", {"uuid": unknown}, callback=True)["status"] == "unknown"
+    kept = staying.emit("predict", VALID, callback=True)["uuid"]
+    assert request_rooms() == {pending, unknown, kept}
+    leaving.disconnect()
+    assert request_rooms() == {kept}
+    # A connection lost without a goodbye (closed tab, network): the transport's disconnect.
+    socketio.server._handle_eio_disconnect(staying.eio_sid, "transport close")
+    assert request_rooms() == set()
+
+
+def test_watching_an_answered_request_holds_no_room(app):
+    uuid = app.test_client().post("/api/v1/predictions", json=VALID).get_json()["uuid"]
+    watcher = socketio.test_client(app)
+    assert watcher.emit("watch", {"uuid": uuid}, callback=True)["status"] == "pending"
+    assert request_rooms() == {uuid}                    # waiting: it stays until the answer
+    deliver_prediction(app, prediction_for(uuid))
+    assert request_rooms() == set()
+    late = socketio.test_client(app)                    # e.g. a page reloaded after the answer
+    ack = late.emit("watch", {"uuid": uuid}, callback=True)
+    assert ack["status"] == "done" and ack["prediction"]["UUID"] == uuid
+    assert request_rooms() == set()
+    stored = str(uuidlib.uuid4())                       # answered before a restart: found in MongoDB
+    parts.of(app).stores.docs[stored] = prediction_for(stored)
+    assert late.emit("watch", {"uuid": stored}, callback=True)["status"] == "done"
+    refused = app.test_client().post("/api/v1/predictions", json=VALID).get_json()["uuid"]
+    deliver_rejection(app, {"uuid": refused, "reason": "Dest: unknown route", "fields": {}})
+    assert late.emit("watch", {"uuid": refused}, callback=True)["status"] == "rejected"
+    assert request_rooms() == set()
+
+
+def test_a_request_kafka_did_not_take_holds_no_room():
+    app = make_app(bridge=RecordingBridge(fail=True))
+    ack = socketio.test_client(app).emit("predict", VALID, callback=True)
+    assert "unavailable" in ack["error"]
+    assert request_rooms() == set()
 
 
 def test_socket_validation_errors_come_back_in_the_ack(app):
