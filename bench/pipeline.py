@@ -261,8 +261,8 @@ def process_groups(job: JobProcess):
 
 
 class BenchJob:
-    """A bench instance of the streaming job with its response collector, stopped (and its
-    collection dropped: FerretDB scans whole collections; its topics deleted) on the way out."""
+    """A bench instance of the streaming job with its response collector, stopped and its
+    collection, archive and topics removed on the way out (JobProcess.discard)."""
 
     def __init__(self, tmp: Path, **env):
         self.job = JobProcess(tmp, FD_ARCHIVE_TRIGGER="60 seconds", FD_MODEL_POLL_S="5", **env)
@@ -279,9 +279,7 @@ class BenchJob:
 
     def __exit__(self, *exc):
         self.collector.stop.set()
-        self.job.stop()
-        mongo.drop_collection(self.s)
-        self.job.delete_topics()
+        self.job.discard()
 
 
 def late_responses(collector: Collector, steps: list[dict]) -> int:

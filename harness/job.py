@@ -12,6 +12,7 @@ from pathlib import Path
 
 from flightdelay import status as job_status
 from flightdelay.config import REPO_ROOT, load_settings
+from flightdelay.stores import mongo, parquet
 from harness.ports import free_port
 from harness.wait import wait_for
 from infra.services.kafka import delete_topics, ensure_topics
@@ -60,7 +61,13 @@ class JobProcess:
         status = job_status.read(self.settings)
         return status is not None and status.all_running(QUERIES)
 
-    def delete_topics(self) -> None:
+    def discard(self) -> None:
+        """Stop the job and remove what it wrote of its own: its collection (FerretDB scans whole
+        collections), its parquet archive and its topics. Its Cassandra rows stay: they are in
+        the platform's tables, under UUIDs of its own."""
+        self.stop()
+        mongo.drop_collection(self.settings)
+        parquet.delete_archive(self.settings)
         delete_topics(self.settings, self.settings.platform_topics)
 
     def kill9(self) -> None:

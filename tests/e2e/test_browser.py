@@ -33,8 +33,9 @@ def test_predict_a_flight_and_see_the_live_answer(platform, page):
     assert page.inner_text("#answer-model").startswith("flight_delay_rf ")
     shot(page, "predict-result")
 
-    # ... and finds it in the history (MongoDB), newest first.
-    page.goto(base(platform) + "/history?Route=EWR-IAH")
+    # ... and finds it in the history (MongoDB), newest first. Filtered down to this flight: on a
+    # platform in use, other EWR-IAH requests made meanwhile would push it off the first page.
+    page.goto(base(platform) + "/history?Route=EWR-IAH&Carrier=UA&FlightDate=2013-12-24")
 
     def listed():  # the archive query stores it within seconds; reload until it does
         page.reload()

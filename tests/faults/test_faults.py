@@ -14,6 +14,7 @@ import math
 import os
 import signal
 import time
+import uuid as uuidlib
 
 import pytest
 
@@ -107,7 +108,9 @@ def test_records_ferretdb_refuses_become_dead_letters_and_do_not_block_the_mongo
     """Response records FerretDB refuses (NaN, infinity) arrive on the response topic under
     load: each becomes a dead letter with the reason, and the archive query keeps storing."""
     s = platform
-    poison = [f"00000000-0000-4000-8000-{i:012d}" for i in range(int(time.time()) % 10**6, int(time.time()) % 10**6 + 3)]
+    # New UUIDs on every run (the dead-letter topic and the stores keep earlier runs' records),
+    # with a prefix that tells them apart in the logs.
+    poison = [f"00000000-0000-4000-8000-{uuidlib.uuid4().hex[:12]}" for _ in range(3)]
 
     def inject():
         base = {"Carrier": "AA", "Origin": "JFK", "Dest": "LAX", "Route": "JFK-LAX", "FlightDate": "2013-11-05",

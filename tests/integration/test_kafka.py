@@ -25,14 +25,18 @@ def topics(s):
 
 
 def consume_until(consumer, wanted_keys, copies, timeout=30.0):
-    """Messages by key until every wanted key arrived ``copies`` times, or ``timeout``."""
+    """Messages of the wanted keys, by key, until each arrived ``copies`` times, or ``timeout``.
+    Every other message is passed over: the platform's topics carry the platform's traffic too
+    (the running job dead-letters and answers while the test reads)."""
     found = {}
     deadline = time.monotonic() + timeout
     while any(len(found.get(k, [])) < copies for k in wanted_keys) and time.monotonic() < deadline:
         msg = consumer.poll(0.5)
         if msg is None or msg.error():
             continue
-        found.setdefault(msg.key().decode(), []).append(msg)
+        key = (msg.key() or b"").decode("utf-8", "replace")
+        if key in wanted_keys:
+            found.setdefault(key, []).append(msg)
     return found
 
 

@@ -8,7 +8,6 @@ import pytest
 
 from flightdelay.health import http_get
 from flightdelay.reference import load_reference
-from flightdelay.stores import mongo, parquet
 from harness.job import JobProcess
 from harness.traffic import collect, produce_requests, sample_requests
 from harness.wait import wait_for
@@ -32,9 +31,7 @@ def cluster(stack):
 def job(cluster, tmp_path):
     process = JobProcess(tmp_path, FD_SPARK_CLUSTER="1")
     yield process
-    process.stop()
-    mongo.drop_collection(process.settings)
-    parquet.delete_archive(process.settings)
+    process.discard()
 
 
 def get_json(url: str, what: str):
@@ -52,13 +49,16 @@ def test_a_prediction_is_computed_on_the_cluster(cluster, job):
     assert s.spark_master_url == f"spark://{s.spark_master_host}:{s.spark_master_port}"
     job.start(timeout=480)  # executors start and load the model remotely: slower than local mode
 
-    # The master runs the job as an application with cores of the worker's.
+    # The master runs the job as an application with cores of the worker's. The platform's own
+    # job may run on the same cluster under the same name (`make up` with FD_SPARK_CLUSTER=1):
+    # this job's application is the one its own Spark UI names.
+    app_id = get_json(f"{s.spark_ui_url}/api/v1/applications", "the job's Spark UI")[0]["id"]
     master = f"{s.spark_master_web_url}/json/"
-    apps = wait_for(lambda: [a for a in get_json(master, "the master's /json/")["activeapps"] if a["name"] == APP_NAME],
-                    60, "the job to show on the master's /json/")
-    assert apps[0]["cores"] >= 2 and apps[0]["state"] == "RUNNING"
+    [app] = wait_for(lambda: [a for a in get_json(master, "the master's /json/")["activeapps"] if a["id"] == app_id],
+                     60, "the job to show on the master's /json/")
+    assert app["name"] == APP_NAME and app["cores"] >= 2 and app["state"] == "RUNNING"
     workers = [w for w in get_json(master, "the master's /json/")["workers"] if w["state"] == "ALIVE"]
-    assert workers and workers[0]["coresused"] >= 2
+    assert workers and sum(w["coresused"] for w in workers) >= app["cores"]
 
     request = sample_requests(load_reference(), 1, seed=3)[0]
     produce_requests(s, s.request_topic, [request])
@@ -68,8 +68,6 @@ def test_a_prediction_is_computed_on_the_cluster(cluster, job):
     assert answer["model_name"] == s.model_name
 
     # The tasks ran in the worker's executor, not in the driver.
-    app_id = get_json(f"{s.spark_ui_url}/api/v1/applications", "the job's Spark UI")[0]["id"]
-    assert app_id == apps[0]["id"]
     executors = get_json(f"{s.spark_ui_url}/api/v1/applications/{app_id}/executors", "the job's executors")
     remote = [e for e in executors if e["id"] != "driver"]
     assert remote and sum(e["activeTasks"] + e["completedTasks"] for e in remote) > 0, remote

@@ -27,9 +27,7 @@ def servers(stack):
 def job(servers, tmp_path):
     process = JobProcess(tmp_path)
     yield process
-    process.stop()
-    mongo.drop_collection(process.settings)
-    parquet.delete_archive(process.settings)
+    process.discard()
 
 
 def responses_by_uuid(messages):
