@@ -35,7 +35,7 @@ class Settings:
     host: str = _setting("127.0.0.1", "address every local server binds to, and where clients find a server "
                                       "whose own *_HOST setting is empty")
     bench_results_dir: str = _setting(str(REPO_ROOT / "bench" / "results"),
-                                      "where each bench appends its figures (one JSON line per run), quoted by the README")
+                                      "where each bench appends its figures (one JSON line per run) for docs/performance.md")
     java17_home: str = _setting("/usr/lib/jvm/java-17-openjdk-amd64", "JDK for Kafka, HDFS, Cassandra, Spark")
 
     # Where clients find each server (empty: FD_HOST). One machine: leave them empty; containers or
@@ -108,7 +108,7 @@ class Settings:
                                     "(PipelineModel.transform)")
     predict_trigger: str = _setting("realtime", "predict query trigger: realtime or microbatch")
     realtime_interval: str = _setting("15 minutes", "real-time batch length: checkpoint interval, max replay after a "
-                                      "crash; each batch end pauses answers for seconds (README, Monitoring)")
+                                      "crash; each batch end pauses answers for seconds (docs/streaming-job.md)")
     predict_linger_ms: int = _setting(5, "Kafka linger of the predict query's answers (ms)")
     store_trigger: str = _setting("1 second", "trigger of the MongoDB and Cassandra archive queries")
     archive_trigger: str = _setting("60 seconds", "trigger of the HDFS parquet archive query (one file per date per trigger)")

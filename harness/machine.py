@@ -81,7 +81,7 @@ def warn_if_busy(say, threshold_pct: float = 25.0) -> dict:
     say(line)
     if state["cpu_busy_pct"] > threshold_pct:
         say("WARNING: the machine is not quiet; latencies will be higher than on an idle machine "
-            "(stop other stacks, e.g. `make down`, for figures comparable to the README's)")
+            "(stop other stacks, e.g. `make down`, for figures comparable to docs/performance.md's)")
     return state
 
 

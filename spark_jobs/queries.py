@@ -58,7 +58,7 @@ def start_predict(spark: SparkSession, s: Settings, served: ServedModel):
 
 def collect_records(batch: DataFrame) -> list[dict]:
     """The micro-batch as plain dicts on the driver, through Arrow: row-by-row ``collect()``
-    plus ``Row.asDict`` cost most of a store query's own CPU (README, "Measured choices")."""
+    plus ``Row.asDict`` cost most of a store query's own CPU (docs/decisions.md)."""
     return batch.toArrow().to_pylist()
 
 

@@ -112,8 +112,8 @@ class CassandraWriter:
     processing time), so a replayed batch rewrites the same rows.
 
     Rows go in UNLOGGED batches of ``FD_CASSANDRA_BATCH_ROWS``: per-request overhead, in the
-    driver and in Cassandra, is most of the cost of a single-row insert (README, "Measured
-    choices"). Unlogged batches give no atomicity, which idempotent upserts do not need. The
+    driver and in Cassandra, is most of the cost of a single-row insert (docs/decisions.md,
+    "Measured on earlier code"). Unlogged batches give no atomicity, which idempotent upserts do not need. The
     route table's rows are sorted by its partition key first so a batch touches few partitions
     (on a multi-node cluster, batches per partition key would be the next step)."""
 

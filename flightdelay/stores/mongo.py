@@ -33,7 +33,7 @@ HISTORY_FILTERS = ("Route", "Carrier", "FlightDate", "model_version", "predictio
 POSTGRES_GIN_FIELDS = ("_id", *BUCKET_FIELDS, "Route", "Carrier", "prediction")
 # Indexes for a real MongoDB (docker-compose): the bucket keys. FerretDB gets none of these:
 # its own indexes are btree on ``_jsonb->'f'``, which no pushed-down query can use, and each
-# one costs insert time (README, "Querying the data").
+# one costs insert time (docs/stores-and-querying.md).
 INDEXES: tuple[tuple[tuple[tuple[str, int], ...], str], ...] = (
     ((("requested_day", 1), ("requested_at", -1)), "requested_day_1_requested_at_-1"),
     ((("requested_hour", 1), ("requested_at", -1)), "requested_hour_1_requested_at_-1"),
@@ -189,8 +189,8 @@ class MongoWriter:
 
     Why not ReplaceOne upserts: FerretDB 1.24 on SQLite runs every upsert as a query plus an
     update (far slower than inserts), and a command that replaces about 100 existing documents
-    exhausts its connection pool and hangs the server for every client (README, "Measured
-    choices")."""
+    exhausts its connection pool and hangs the server for every client (docs/decisions.md,
+    "Measured on earlier code")."""
 
     CHUNK = 1000
 

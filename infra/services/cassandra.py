@@ -139,7 +139,7 @@ def no_memory_lock() -> list[str]:
 
     CassandraDaemon always calls mlockall(MCL_CURRENT). With CAP_IPC_LOCK (e.g. as root) that
     succeeds and faults in the whole committed heap and every other mapping at once (RSS and
-    start-up time: README, "Measured choices"). Without the capability the call fails with ENOMEM
+    start-up time: docs/decisions.md). Without the capability the call fails with ENOMEM
     (one warning in the log), exactly as it does for an ordinary user. ``setpriv`` (util-linux)
     drops the capability (which needs CAP_SETPCAP) and then execs java, so the pid stays the
     server's pid.

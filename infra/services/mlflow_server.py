@@ -36,7 +36,7 @@ class MLflowServer(Service):
     def env(self, s: Settings) -> dict[str, str]:
         env = dict(os.environ)
         # MLflow 3's server-side job runner (GenAI evaluation jobs) forks seven huey consumers
-        # (most of the server's memory; README, "Measured choices"); the platform uses tracking
+        # (most of the server's memory; docs/decisions.md); the platform uses tracking
         # and the registry only.
         env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
         return env

@@ -40,7 +40,7 @@ from infra.services.base import Service, fingerprint
 log = logging.getLogger(__name__)
 
 # SQLite's default page cache (2 MiB) makes inserts slow down as the _id indexes (random
-# UUIDs) outgrow it; 64 MiB keeps the insert rate steady (README, "Measured choices").
+# UUIDs) outgrow it; 64 MiB keeps the insert rate steady (docs/decisions.md).
 # Durability settings stay FerretDB's own.
 SQLITE_PRAGMAS = ("cache_size(-65536)",)
 

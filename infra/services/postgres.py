@@ -3,7 +3,7 @@
 Why PostgreSQL under FerretDB: on SQLite, FerretDB 1.24 pushes no filter down but ``{_id: <string>}``,
 so every history query decodes the whole collection; on PostgreSQL it pushes top-level
 equality filters down as ``_jsonb->'field' @> value``, which GIN expression indexes serve
-(``flightdelay.stores.mongo.POSTGRES_INDEXES``; README, "Querying the data").
+(``flightdelay.stores.mongo.POSTGRES_INDEXES``; docs/stores-and-querying.md).
 
 The cluster lives in the workdir (``<state>/postgres/data``; under /var/tmp/flightdelay-postgres when
 the server user cannot reach the workdir, e.g. a clone under /root), is created by ``initdb`` on the first

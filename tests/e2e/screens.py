@@ -1,4 +1,4 @@
-"""Screenshots of the running pages for the README (``make screenshots`` sets FD_SCREENSHOTS=1)."""
+"""Screenshots of the running pages for the README and docs/ (``make screenshots`` sets FD_SCREENSHOTS=1)."""
 import os
 
 from flightdelay.config import REPO_ROOT
