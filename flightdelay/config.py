@@ -127,8 +127,13 @@ class Settings:
     webapp_max_request_bytes: int = _setting(16384, "largest request body or Socket.IO message accepted (413 beyond)")
     webapp_allowed_origins: str = _setting("", "extra origins (comma-separated) allowed to open Socket.IO connections; "
                                                "the app's own origin always is")
-    webapp_threads: int = _setting(128, "threads of the web app's server (gunicorn gthread, one process); "
-                                        "each open websocket holds one")
+    webapp_max_connections: int = _setting(15000, "connections the web process holds at once, idle websockets "
+                                                  "included (at most its open-file limit less 1,000); 503 beyond")
+    webapp_max_connections_per_client: int = _setting(200, "connections one client address may hold at once; "
+                                                           "429 beyond")
+    webapp_header_timeout_s: float = _setting(10.0, "seconds a client has to send a request's headers (also the "
+                                                    "idle time allowed between two requests on a kept-alive connection)")
+    webapp_body_timeout_s: float = _setting(10.0, "seconds a client has to send a request's body; 408 beyond")
 
     # NiFi prediction archive
     nifi_consumer_group: str = _setting("flightdelay-nifi-archive", "Kafka consumer group of NiFi's ConsumeKafka")

@@ -4,6 +4,12 @@ One background consumer per process reads the response topic and hands each pred
 callback (the Socket.IO emitter), which pushes it only to the room named by the request UUID.
 The consumer uses a group id unique to the process and starts at the latest offset: a web
 process is only interested in answers to requests it produced while running.
+
+Kafka's client blocks in C (``poll``), which gevent cannot switch away from: under the gevent
+server a blocked poll would stop every connection of the process. So the two polling loops run
+in real OS threads (gevent's thread pool) and hand what they get to the server's loop
+(``GeventThreads``); without gevent (unit tests, the development server) they are plain threads
+calling back directly (``OsThreads``).
 """
 from __future__ import annotations
 
@@ -23,9 +29,49 @@ log = logging.getLogger(__name__)
 DELIVERY_TIMEOUT_S = 10  # how long a request may wait for Kafka before the submitter is told to retry
 
 
+class OsThreads:
+    """Where the bridge's blocking loops run, and how their results reach request handlers:
+    plain threads, calling back in place."""
+
+    def start(self, target: Callable, name: str) -> None:
+        threading.Thread(target=target, name=name, daemon=True).start()
+
+    def to_server(self, fn: Callable, *args) -> None:
+        fn(*args)
+
+
+class GeventThreads(OsThreads):
+    """Real OS threads under the gevent server: gevent's thread pool runs the loops, and each
+    result is handed to the server's event loop (thread-safe), which runs ``fn`` there: the
+    Socket.IO emit and the wake-up of a waiting request must happen on the loop that owns them.
+    Made in the serving thread (it takes that thread's hub)."""
+
+    def __init__(self):
+        import gevent
+
+        self.hub = gevent.get_hub()
+        self.hub.threadpool.maxsize = max(self.hub.threadpool.maxsize, 12)  # 2 loops + DNS look-ups
+
+    def start(self, target: Callable, name: str) -> None:
+        self.hub.threadpool.spawn(target)
+
+    def to_server(self, fn: Callable, *args) -> None:
+        self.hub.loop.run_callback_threadsafe(fn, *args)
+
+
+def threads_for_server() -> OsThreads:
+    """GeventThreads when the process runs under gevent (sockets monkey-patched), else OsThreads."""
+    try:
+        from gevent.monkey import is_module_patched
+    except ImportError:  # pragma: no cover
+        return OsThreads()
+    return GeventThreads() if is_module_patched("socket") else OsThreads()
+
+
 class KafkaBridge:
-    def __init__(self, settings: Settings, producer=None):
+    def __init__(self, settings: Settings, producer=None, threads: OsThreads | None = None):
         self.settings = settings
+        self.threads = threads or threads_for_server()
         self._producer = producer
         self._producer_lock = threading.Lock()
         self._stop = threading.Event()
@@ -40,8 +86,7 @@ class KafkaBridge:
                     "enable.idempotence": True,
                     "message.timeout.ms": DELIVERY_TIMEOUT_S * 1000,
                 })
-                threading.Thread(target=self._serve_delivery_reports, name="kafka-delivery-reports",
-                                 daemon=True).start()
+                self.threads.start(self._serve_delivery_reports, "kafka-delivery-reports")
             return self._producer
 
     def _serve_delivery_reports(self) -> None:
@@ -58,10 +103,10 @@ class KafkaBridge:
         delivered = threading.Event()
         errors = []
 
-        def on_delivery(err, _msg):
+        def on_delivery(err, _msg):  # in the delivery-report thread
             if err is not None:
                 errors.append(err)
-            delivered.set()
+            self.threads.to_server(delivered.set)
 
         self.producer.produce(self.settings.request_topic, key=request["UUID"].encode(),
                               value=json.dumps(request).encode(), on_delivery=on_delivery)
@@ -69,6 +114,14 @@ class KafkaBridge:
             raise RuntimeError(f"Kafka did not acknowledge request {request['UUID']}: "
                                f"{errors[0] if errors else 'timed out'}")
         log.info("uuid=%s produced to %s", request["UUID"], self.settings.request_topic)
+
+    def start_consumer(self, on_prediction: Callable[[dict], None],
+                       on_rejection: Callable[[dict], None] | None = None) -> None:
+        """Run ``consume_responses`` in its own OS thread; the callbacks run on the server's loop."""
+        to_server = self.threads.to_server
+        self.threads.start(lambda: self.consume_responses(
+            lambda p: to_server(on_prediction, p),
+            (lambda r: to_server(on_rejection, r)) if on_rejection else None), "kafka-responses")
 
     def consume_responses(self, on_prediction: Callable[[dict], None],
                           on_rejection: Callable[[dict], None] | None = None) -> None:
@@ -89,7 +142,7 @@ class KafkaBridge:
 
     def _on_assign(self, _consumer, partitions):
         log.info("response consumer assigned %s", [f"{p.topic}[{p.partition}]" for p in partitions])
-        self.consumer_ready.set()
+        self.threads.to_server(self.consumer_ready.set)
 
     def _poll_loop(self, consumer, on_prediction, on_rejection) -> None:
         while not self._stop.is_set():

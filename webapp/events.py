@@ -17,26 +17,45 @@ from flask_socketio import join_room, leave_room
 from flask_wtf.csrf import ValidationError as CsrfError
 from flask_wtf.csrf import validate_csrf
 
+from webapp.client_errors import ClientErrors
+from webapp.frames import MALFORMED
+from webapp.limits import client_address
 from webapp.predictions import Unavailable, ValidationError, check_submission, lookup, normalise_uuid, submit
 
 log = logging.getLogger(__name__)
+errors = ClientErrors()
 
 
 def register(socketio) -> None:
     socketio.on_event("predict", answering(on_predict))
     socketio.on_event("watch", answering(on_watch))
+    socketio.on_event(MALFORMED, on_malformed)
+    socketio.on_event("*", on_unknown_event)
 
 
 def answering(handler):
     """Any failure inside a handler becomes an error ack (logged), not a missing answer."""
-    def wrapped(data=None):
+    def wrapped(data=None, *extra):
         try:
             return handler(data)
         except Exception:  # the browser must hear back whatever went wrong
-            log.exception("socket event %s failed", handler.__name__)
+            if errors.note(client_address(), f"socket event {handler.__name__} failed", "see the traceback"):
+                log.exception("socket event %s failed", handler.__name__)
             return {"error": "the server could not handle this request; please retry", "fields": {}}
     wrapped.__name__ = handler.__name__
     return wrapped
+
+
+def on_malformed(reason=None, *_):
+    """A frame webapp/frames.py could not use as sent: answer why (when it had an ack id)."""
+    reason = str(reason)[:200] if reason else "malformed message"
+    errors.note(client_address(), "malformed Socket.IO message", reason)
+    return {"error": reason, "fields": {}}
+
+
+def on_unknown_event(event, *_):
+    errors.note(client_address(), "unknown Socket.IO event", str(event)[:40])
+    return {"error": f'unknown event "{str(event)[:40]}": send "predict" or "watch"', "fields": {}}
 
 
 def on_predict(form):

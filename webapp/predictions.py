@@ -4,6 +4,7 @@ the Socket.IO room of its UUID, which is closed once the answer is out)."""
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import math
 import re
@@ -11,10 +12,12 @@ import time
 import uuid as uuidlib
 
 from flask import Flask, current_app, jsonify, request
+from werkzeug.exceptions import BadRequest
 
 from flightdelay import registry, schema
 from flightdelay.schema import ValidationError, validate_request
 from webapp import parts
+from webapp.frames import DuplicateKey, refuse_duplicate_keys
 from webapp.limits import client_address
 from webapp.sockets import socketio
 
@@ -40,11 +43,14 @@ def normalise_uuid(text: str) -> str | None:
 
 def request_payload() -> dict | None:
     """The submitted flight: a JSON object, or form fields (urlencoded or multipart); None for
-    anything else, including JSON nested too deeply to parse."""
+    anything else, including JSON nested too deeply to parse. A JSON object with a key given
+    twice is a 400 naming the key (the standard parser would silently keep the last value)."""
     if request.is_json:
         try:
-            data = request.get_json(silent=True)
-        except RecursionError:
+            data = json.loads(request.get_data(cache=True), object_pairs_hook=refuse_duplicate_keys)
+        except DuplicateKey as exc:
+            raise BadRequest(f"{exc}: send each field once") from exc
+        except (ValueError, RecursionError):
             return None
         return data if isinstance(data, dict) else None
     return request.form.to_dict() if request.form else None
@@ -134,9 +140,8 @@ def start_response_consumer(app: Flask) -> None:
         return
     app_parts.background_started = True
     registry.import_client()  # before the worker serves, not on the watcher while it serves
-    socketio.start_background_task(app_parts.bridge.consume_responses,
-                                   lambda prediction: deliver_prediction(app, prediction),
-                                   lambda rejection: deliver_rejection(app, rejection))
+    app_parts.bridge.start_consumer(lambda prediction: deliver_prediction(app, prediction),
+                                    lambda rejection: deliver_rejection(app, rejection))
     socketio.start_background_task(app_parts.served_reference.watcher.follow, socketio.sleep)
 
 

@@ -138,3 +138,98 @@ def test_history_query_keeps_known_filters_and_a_numeric_class():
     assert query.filters == {"Route": "JFK-LAX", "prediction": 3}
     assert (query.date_from, query.date_to, query.before) == ("2026-11-01", None, (1700000000000, "ab"))
     assert history_query({"prediction": "three"}, None).filters == {}
+
+
+# -- duplicate keys, malformed Socket.IO frames, the server's admission (webapp/frames.py, server.py)
+def test_a_json_body_with_a_repeated_key_is_refused_naming_it(app):
+    for path in ("/api/v1/predictions", "/flights/delays/predict/classify_realtime"):
+        body = json.dumps(VALID)[:-1] + ', "Carrier": "AA"}'
+        answer = app.test_client().post(path, data=body, content_type="application/json")
+        assert answer.status_code == 400, answer.data
+        assert 'duplicate key "Carrier"' in answer.get_json()["error"]
+    assert parts.of(app).bridge.published == []
+
+
+# Socket.IO packets as the server decodes them (the websocket frame adds Engine.IO's "4" before):
+# type 2 (event), the ack id, the JSON.
+MALFORMED_FRAMES = {
+    "truncated JSON": ('21["predict",{"Carrier":', "not valid Socket.IO JSON"),
+    "deep nesting": ("22" + "[" * 3000 + "]" * 3000, "nests too deeply"),
+    "an event that is not a list": ('23{"a": 1}', "a list starting with its name"),
+    "a repeated key": ('24["predict",{"Carrier":"AA","Carrier":"UA"}]', 'duplicate key "Carrier"'),
+    "over the message limit": ('25["predict",{"x":"' + "a" * 17000 + '"}]', "larger than 16384 bytes"),
+    "an unknown packet type": ('9["x"]', "unknown packet type"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED_FRAMES))
+def test_malformed_frames_decode_to_an_error_event_keeping_the_ack_id(name):
+    from socketio import packet
+
+    from webapp.frames import MALFORMED, packet_class
+
+    frame, reason = MALFORMED_FRAMES[name]
+    decoded = packet_class(16384)(encoded_packet=frame)
+    assert decoded.packet_type == packet.EVENT and decoded.data[0] == MALFORMED
+    assert reason in decoded.data[1]
+    assert decoded.id == (int(frame[1]) if frame[0] == "2" else None)
+
+
+def test_malformed_and_unknown_events_get_an_error_ack_over_the_socket(app):
+    from webapp.frames import MALFORMED
+
+    client = socketio.test_client(app)
+    ack = client.emit(MALFORMED, "the message nests too deeply", callback=True)
+    assert ack == {"error": "the message nests too deeply", "fields": {}}
+    assert "unknown event" in client.emit("nope", {}, callback=True)["error"]
+    assert "uuid" in client.emit("predict", VALID, "extra", callback=True)  # a stray argument is not a crash
+
+
+def test_repeated_client_errors_are_summed_up_not_logged_one_by_one(caplog):
+    from webapp.client_errors import ClientErrors
+
+    now = [0.0]
+    errors = ClientErrors(window_s=60, clock=lambda: now[0])
+    written = [errors.note("1.2.3.4", "malformed Socket.IO message", "x") for _ in range(50)]
+    assert written == [True] + [False] * 49
+    assert errors.note("5.6.7.8", "malformed Socket.IO message", "x")  # another client: its own line
+    now[0] = 61
+    assert errors.note("1.2.3.4", "malformed Socket.IO message", "x")
+    assert "49 more like it" in caplog.records[-1].getMessage()
+
+
+def test_admission_caps_connections_per_address_and_in_all():
+    from webapp.server import Admission, refusal
+
+    admission = Admission(per_client=2, total=3)
+    assert [admission.enter("a"), admission.enter("a"), admission.enter("a")] == [None, None, "client"]
+    assert admission.enter("b") is None and admission.enter("c") == "full"
+    admission.leave("a")
+    assert admission.enter("c") is None and admission.open == {"a": 1, "b": 1, "c": 1}
+    answer = refusal("client", admission, "a")
+    assert answer.startswith(b"HTTP/1.1 429 ") and b"at most 2 at once" in answer
+    assert refusal("full", admission, "a").startswith(b"HTTP/1.1 503 ")
+
+
+def test_bodies_are_read_whole_before_the_app_and_bounded():
+    import io
+
+    from webapp.server import BodyDeadline
+
+    seen = {}
+
+    def app(environ, start_response):
+        seen["body"] = environ["wsgi.input"].read()
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    def call(body: bytes, **headers):
+        status = []
+        environ = {"wsgi.input": io.BytesIO(body), "REQUEST_METHOD": "POST", **headers}
+        out = b"".join(BodyDeadline(app, limit=10, timeout_s=1)(environ, lambda s, h: status.append(s)))
+        return status[0], out
+
+    assert call(b"12345", CONTENT_LENGTH="5") == ("200 OK", b"ok") and seen["body"] == b"12345"
+    assert call(b"x" * 50, CONTENT_LENGTH="50")[0].startswith("413")
+    assert call(b"x" * 50, HTTP_TRANSFER_ENCODING="chunked")[0].startswith("413")
+    assert call(b"abc", HTTP_TRANSFER_ENCODING="chunked") == ("200 OK", b"ok") and seen["body"] == b"abc"
