@@ -7,6 +7,7 @@ Usage:
 from __future__ import annotations
 
 import logging
+import os
 from typing import TYPE_CHECKING
 
 from flightdelay import logs
@@ -113,6 +114,10 @@ def main() -> int:
     from webapp import server
 
     logs.configure()
+    # A page asks MLflow once, briefly: its client's default, 7 retries with back-off, held the
+    # model page for minutes when MLflow was down (the page then says MLflow is not answering).
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
     settings = load_settings()
     open_files = server.raise_open_file_limit(settings.webapp_max_connections + server.FILES_KEPT_FREE)
     capacity = server.connection_capacity(settings, open_files)

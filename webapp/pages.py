@@ -120,6 +120,23 @@ def model():
     return render_template("model.html", model=parts.stores().champion(), labels=LABELS)
 
 
+@bp.app_template_filter("figure")
+def figure(value) -> str:
+    """A metric for people: counts as whole numbers with separators (8,255, not 8255.0000),
+    other numbers to 4 decimals."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int) or value.is_integer():
+        return f"{int(value):,}"
+    return f"{value:.4f}"
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    """Browsers and tools ask for it whatever the page links; the page's own icon (SVG)."""
+    return current_app.send_static_file("favicon.svg")
+
+
 @bp.get("/model/plot/<run_id>/<path:path>")
 def model_plot(run_id: str, path: str):
     if not path.endswith(".png") or ".." in path:

@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 
-from flightdelay import registry
+from flightdelay import health, registry
 from flightdelay.config import Settings
 from flightdelay.stores import mongo, parquet
 from flightdelay.stores.mongo import HISTORY_FILTERS, HistoryPage, HistoryQuery
@@ -63,8 +63,16 @@ class Stores:
 
     # -- MLflow ------------------------------------------------------------------------------
     def champion(self) -> dict:
-        """The served model (registry champion, else the shipped default): see flightdelay.registry."""
-        return registry.champion_summary(self.settings)
+        """The served model (registry champion, else the shipped default): see flightdelay.registry.
+        When the shipped model is shown because MLflow does not answer, ``registry_error`` says so
+        (the web process asks MLflow without retries: webapp.main)."""
+        summary = registry.champion_summary(self.settings)
+        if summary.get("source") == "shipped":
+            try:
+                health.check_mlflow(self.settings)
+            except Exception as exc:  # what the page shows
+                summary["registry_error"] = f"MLflow is not answering ({type(exc).__name__}); is the stack up? (make status)"
+        return summary
 
     def champion_plot(self, run_id: str, path: str) -> bytes:
         return registry.run_artifact(self.settings, run_id, path)

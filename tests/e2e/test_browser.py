@@ -108,3 +108,42 @@ def test_nifi_canvas_shows_the_running_flow_and_the_archive_page_its_files(platf
     # The parquet archive's chart: Chart.js, served by the web app itself, ran under the CSP.
     page.wait_for_selector("#archive-chart[data-ready='1']", state="attached", timeout=30_000)
     shot(page, "archive")
+
+
+def hold_acks_until_the_prediction(page):
+    """Route the page's Socket.IO websocket through the test and force the order the page must
+    survive: the "prediction" event before the ack naming its UUID (it happens when the answer
+    is pushed to the room, joined before producing, before the ack is sent). Returns the frames
+    the page received, in order."""
+    seen, held = [], []
+
+    def route(ws):
+        server = ws.connect_to_server()
+        ws.on_message(server.send)
+
+        def from_server(message):
+            if isinstance(message, str) and message.startswith("43") and not held:
+                held.append(message)  # an ack: kept back until the prediction has gone out
+                return
+            seen.append(message)
+            ws.send(message)
+            if isinstance(message, str) and message.startswith('42["prediction"') and held:
+                seen.append(held[0])
+                ws.send(held.pop())
+
+        server.on_message(from_server)
+
+    page.route_web_socket("**/socket.io/**", route)
+    return seen
+
+
+def test_the_page_shows_its_answer_when_it_arrives_before_the_ack(platform, page):
+    seen = hold_acks_until_the_prediction(page)
+    page.goto(base(platform) + "/")
+    fill_flight(page, dep_delay="12")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#answer:not([hidden])", timeout=15_000)  # the page's own timeout is 10 s
+    order = [m[:2] for m in seen if isinstance(m, str) and m[:2] in ("42", "43")]
+    assert order[-2:] == ["42", "43"], seen  # the order was forced: result, then ack
+    assert page.is_hidden("#timeout")
+    assert len(page.inner_text("#answer-uuid")) == 36

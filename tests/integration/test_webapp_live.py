@@ -1,6 +1,15 @@
-"""The web app as deployed (gunicorn, started by the launcher) against real Kafka: schemathesis
-fuzzes the REST API from the app's own OpenAPI description (no 500, answers conform), and the
-Socket.IO server refuses foreign origins."""
+"""The web app as deployed (gunicorn's gevent worker, started by the launcher) against real Kafka:
+schemathesis fuzzes the REST API from the app's own OpenAPI description (no 500, answers
+conform), the Socket.IO server refuses foreign origins, and hostile clients meet their limits:
+the per-address connection cap, the header and body deadlines, the 429 on a kept-alive
+connection, malformed Socket.IO frames, repeated JSON keys. Clients that must not share the
+platform's own address (127.0.0.1) send from other loopback addresses (127.0.77.x)."""
+import http.client
+import json
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 import requests
 import schemathesis
@@ -10,8 +19,13 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 
 @pytest.fixture(scope="module")
-def webapp_url(stack):
-    s = stack.require("kafka", "mongo", "webapp")
+def webapp_settings(stack):
+    return stack.require("kafka", "mongo", "webapp")
+
+
+@pytest.fixture(scope="module")
+def webapp_url(webapp_settings):
+    s = webapp_settings
     return f"http://{s.host}:{s.webapp_port}"
 
 
@@ -44,6 +58,8 @@ def test_the_app_is_served_by_gunicorn_not_the_development_server(webapp_url):
     session.trust_env = False
     answer = session.get(webapp_url + "/", timeout=10)
     assert answer.headers["Server"] == "gunicorn" and "Werkzeug" not in answer.headers["Server"]
+    engine = session.get(webapp_url + "/socket.io/?EIO=4&transport=polling", timeout=10)
+    assert engine.status_code == 200  # Engine.IO answers: the async mode is checked below by idle websockets
     assert answer.headers["X-Frame-Options"] == "DENY"
 
 
@@ -61,3 +77,123 @@ def test_socketio_accepts_only_the_apps_own_origin(webapp_url, origin, allowed):
     finally:
         client.disconnect()
     assert connected is allowed
+
+
+def connect(s, source: str, timeout: float = 10.0) -> socket.socket:
+    return socket.create_connection((s.host, s.webapp_port), timeout=timeout, source_address=(source, 0))
+
+
+def read_all(sock: socket.socket) -> bytes:
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except OSError:
+        pass
+    return data
+
+
+def test_a_client_address_holding_its_cap_of_connections_is_refused_clearly(webapp_settings):
+    """Idle websockets cost no thread: the cap's worth of connections from one address stay open
+    while that address's next connection gets a 429 saying why and another address is served."""
+    s = webapp_settings
+    cap = s.webapp_max_connections_per_client
+    held = [connect(s, "127.0.77.1") for _ in range(cap)]
+    try:
+        time.sleep(0.5)  # accepted and counted
+        extra = connect(s, "127.0.77.1")
+        extra.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = read_all(extra)
+        assert answer.startswith(b"HTTP/1.1 429 "), answer[:200]
+        assert f"at most {cap} at once".encode() in answer
+        began = time.monotonic()
+        other = http.client.HTTPConnection(s.host, s.webapp_port, timeout=5, source_address=("127.0.77.2", 0))
+        other.request("GET", "/")
+        assert other.getresponse().status == 200 and time.monotonic() - began < 1.0
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def test_slow_clients_are_closed_and_starve_nobody(webapp_settings):
+    """300 clients sending their headers a byte at a time, 20 sending a body slowly: the others'
+    pages still load at once, the slow ones are closed after the header deadline (the body ones
+    get a 408)."""
+    s = webapp_settings
+    slow_headers = [connect(s, f"127.0.78.{1 + i % 3}") for i in range(300)]
+    slow_bodies = [connect(s, "127.0.78.9") for _ in range(20)]
+    began = time.monotonic()
+    for sock in slow_headers:
+        sock.sendall(b"GET / HTTP/1.1\r\nHo")
+    for sock in slow_bodies:
+        sock.sendall(b"POST /api/v1/predictions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 200\r\n\r\n{")
+    session = requests.Session()
+    session.trust_env = False
+    loads = []
+    for _ in range(10):
+        start = time.monotonic()
+        assert session.get(f"http://{s.host}:{s.webapp_port}/", timeout=5).status_code == 200
+        loads.append(time.monotonic() - start)
+    assert max(loads) < 1.0, loads
+    with ThreadPoolExecutor(32) as pool:
+        bodies = list(pool.map(lambda sock: sock.recv(200), slow_bodies))  # the answer, then the connection
+        # is closed by the next request's header deadline (gunicorn drains what is left of the body first)
+        headers = list(pool.map(read_all, slow_headers))
+    took = time.monotonic() - began
+    assert all(answer.startswith(b"HTTP/1.1 408 ") for answer in bodies), bodies[:2]
+    assert headers == [b""] * len(headers)  # closed without a word: no request line came
+    deadline = max(s.webapp_header_timeout_s, s.webapp_body_timeout_s)
+    assert deadline - 1 < took < deadline + 5, took
+
+
+def test_every_request_over_the_rate_limit_gets_its_429_on_a_kept_alive_connection(webapp_settings):
+    """One kept-alive connection posting past FD_WEBAPP_RATE_LIMIT: every request gets an
+    answer (4 of 400 got silence and a closed connection from the threaded server)."""
+    s = webapp_settings
+    limit = int(s.webapp_rate_limit.split()[0])
+    conn = http.client.HTTPConnection(s.host, s.webapp_port, timeout=5, source_address=("127.0.77.3", 0))
+    codes, retry_after = [], set()
+    for _ in range(limit + 200):
+        conn.request("POST", "/api/v1/predictions", body=b"{}", headers={"Content-Type": "application/json"})
+        answer = conn.getresponse()
+        answer.read()
+        codes.append(answer.status)
+        if answer.status == 429:
+            retry_after.add(answer.getheader("Retry-After") is not None)
+    assert set(codes[:limit]) == {400} and set(codes[limit:]) == {429}, codes[limit - 2:limit + 2]
+    assert retry_after == {True}
+
+
+MALFORMED_FRAMES = {'421["predict",{"Carrier":': "not valid Socket.IO JSON",
+                    "422" + "[" * 3000 + "]" * 3000: "nests too deeply",
+                    '423["nope",{}]': "unknown event",
+                    '424["predict",{"Carrier":"AA","Carrier":"UA"}]': 'duplicate key \\"Carrier\\"',
+                    '425["predict",{"x":"' + "a" * 20_000 + '"}]': "larger than"}
+
+
+def test_malformed_socketio_frames_each_get_an_error_ack(webapp_url):
+    import websocket
+
+    ws = websocket.create_connection(webapp_url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket",
+                                     timeout=10)
+    try:
+        assert ws.recv().startswith("0")
+        ws.send("40")
+        assert ws.recv().startswith("40")
+        for frame, reason in MALFORMED_FRAMES.items():
+            ws.send(frame)
+            answer = ws.recv()
+            while answer == "2":  # Engine.IO ping
+                ws.send("3")
+                answer = ws.recv()
+            assert answer.startswith("43" + frame[2]) and reason in answer, (frame[:40], answer)
+    finally:
+        ws.close()
+
+
+def test_a_json_body_with_a_repeated_key_is_refused(webapp_url):
+    body = '{"Carrier": "AA", "Origin": "EWR", "Carrier": "UA"}'
+    answer = requests.post(webapp_url + "/api/v1/predictions", data=body, timeout=10,
+                           headers={"Content-Type": "application/json"})
+    assert answer.status_code == 400 and 'duplicate key "Carrier"' in json.loads(answer.text)["error"]

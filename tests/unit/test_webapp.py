@@ -239,3 +239,24 @@ def test_a_produced_request_is_never_unknown_while_its_answer_arrives():
     assert store.outcome("u1999") == ("done", {"UUID": "u1999"})
     store.reject("u5", {"reason": "bad"})
     assert store.outcome("u5") == ("rejected", {"reason": "bad"})
+
+
+def test_model_page_formats_figures_and_says_when_mlflow_is_not_answering():
+    class ModelStores(DictStores):
+        def champion(self):
+            return {"source": "shipped", "name": "flight_delay_rf", "version": "1", "run_id": None,
+                    "metrics": {"holdout_rows": 8255.0, "holdout_accuracy": 0.61234567},
+                    "params": {"inputCols": ",".join(f"feature_{i}" for i in range(60))}, "plots": [],
+                    "registry_error": "MLflow is not answering (ConnectionRefusedError)"}
+
+    app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "SECRET_KEY": "test"}, bridge=RecordingBridge(),
+                     stores=ModelStores(), start_consumer=False)
+    page = app.test_client().get("/model").get_data(as_text=True)
+    assert "8,255" in page and "8255.0000" not in page and "0.6123" in page
+    assert "MLflow is not answering" in page
+    assert 'class="data narrow wrap"' in page  # long values wrap on a phone (app.css)
+
+
+def test_favicon_is_served(client):
+    assert client.get("/favicon.ico").status_code == 200
+    assert 'rel="icon"' in client.get("/").get_data(as_text=True)
