@@ -83,7 +83,7 @@ def main() -> int:
     args = parser.parse_args()
     s = load_settings()
     host = machine.before_bench(say, settle=True)  # `make bench` runs it right after `infra up`
-    with own_webapp(s) as base:
+    with own_webapp(s) as (base, _pid):
         url = base + "/flights/delays/predict/classify"
         bodies = forms(2000)
         run_rate(url, 5, 5, bodies)  # warm-up, excluded: first requests pay imports and connections

@@ -2,6 +2,7 @@
 
 Usage:
     python -m bench.webapp [--clients 50] [--requests 20] [--processes 5] [--warmup 5]
+                           [--idle 10000] [--slow 300] [--users 10] [--webapp-root DIR]
 
 Needs the platform up (`make up`); runs its own web app process (harness/own_webapp.py: every
 simulated browser shares one address, past the per-client rate limit). Each simulated browser loads the page (session cookie and
@@ -15,6 +16,13 @@ processes, as real browsers are independent: as threads of one Python process (e
 client adds a reader, a writer and a thread per incoming message) they share one GIL, which
 py-spy found about 20% busy; on the shared 2-core machine the difference to one process was
 within the noise of the other stacks' load.
+Then two steps of hostile use, each measuring ``--users`` other users meanwhile (each loads the
+page ``--pages`` times and submits ``--submits`` flights): ``--idle`` idle Socket.IO websockets
+held open (answering Engine.IO's pings, as open tabs do; from source addresses 127.100.x.y, 100
+each, under the per-address cap), then the per-address cap tried from one more address; then
+``--slow`` clients sending their headers a byte a second and a tenth as many sending a body so
+(127.101.x.y), with how long until the server closed each. ``--webapp-root`` runs the bench's
+web app from another checkout (e.g. ``git archive`` of the code before a change) to measure it.
 Prints progress and, as its last line, one JSON object with the figures.
 """
 from __future__ import annotations
@@ -32,7 +40,7 @@ import socketio
 
 from flightdelay.config import load_settings
 from flightdelay.reference import load_reference
-from harness import machine
+from harness import hostile, machine
 from harness.own_webapp import own_webapp
 from harness.progress import say
 from harness.results import publish
@@ -131,6 +139,136 @@ def spread(items: list, groups: int) -> list[list]:
     return [items[i::groups] for i in range(min(groups, len(items)))]
 
 
+# -- hostile steps ------------------------------------------------------------------------------------
+def process_figures(pid: int) -> dict:
+    """Resident memory and open files of the web app's process tree (gunicorn's master + worker)."""
+    import psutil
+
+    procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    return {"rss_mb": round(sum(p.memory_info().rss for p in procs) / 1e6, 1),
+            "open_files": sum(p.num_fds() for p in procs)}
+
+
+def page_loads(url: str, users: int, pages: int, timeout: float = 15.0) -> dict:
+    """``users`` threads each loading the page ``pages`` times: latency p50/p95 and failures."""
+    times, failures = [], []
+
+    def user():
+        http = requests.Session()
+        http.trust_env = False
+        for _ in range(pages):
+            began = time.perf_counter()
+            try:
+                answer = http.get(url + "/", timeout=timeout)
+                if answer.status_code != 200:
+                    failures.append(f"HTTP {answer.status_code}")
+                    continue
+            except requests.RequestException as exc:
+                failures.append(type(exc).__name__)
+                continue
+            times.append((time.perf_counter() - began) * 1000)
+
+    threads = [threading.Thread(target=user, daemon=True) for _ in range(users)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {"page_loads": len(times), "page_failures": len(failures),
+            **percentiles_ms(times, (50, 95), prefix="page_")}
+
+
+def predictions(url: str, users: int, submits: int, reference, timeout: float) -> dict:
+    """``users`` browsers each submitting ``submits`` flights (2 more first, not counted)."""
+    forms = [[{k: str(v) if v is not None else "" for k, v in r.items() if k in FORM_FIELDS}
+              for r in sample_requests(reference, submits + 2, seed=500 + i)] for i in range(users)]
+    start = threading.Barrier(users)
+    browsers = [Browser(url, f, start, timeout, warmup=2) for f in forms]
+    for b in browsers:
+        b.start()
+    for b in browsers:
+        b.join(timeout * (submits + 3) + 60)
+    latencies = [x for b in browsers for x in b.latencies]
+    return {"predictions": len(latencies), "prediction_failures": users * submits - len(latencies),
+            **percentiles_ms(latencies, (50, 95), prefix="prediction_")}
+
+
+def others_meanwhile(url: str, args, reference) -> dict:
+    return {**page_loads(url, args.users, args.pages), **predictions(url, args.users, args.submits, reference,
+                                                                    args.timeout)}
+
+
+def idle_step(url: str, pid: int, args, reference, ctx) -> dict:
+    report, stop = ctx.Queue(), ctx.Event()
+    holder = ctx.Process(target=hostile.hold_idle, args=(url, args.idle, 100, "127.100", report, stop), daemon=True)
+    holder.start()
+    opened = report.get(timeout=1800)
+    say(f"idle: {opened['connected']:,} of {args.idle:,} websockets open in {opened['seconds_to_open']} s "
+        f"(failed: {opened['failed'] or 'none'}); {args.users} users load pages and predict meanwhile")
+    held = process_figures(pid)
+    figures = {"idle_wanted": args.idle, "idle_connected": opened["connected"],
+               "idle_failed": sum(opened["failed"].values()), "idle_seconds_to_open": opened["seconds_to_open"],
+               **{f"webapp_{k}": v for k, v in held.items()}, **others_meanwhile(url, args, reference)}
+    figures.update(cap_check(url))
+    stop.set()
+    closed = report.get(timeout=300)
+    holder.join(60)
+    figures["idle_dropped_by_server"] = closed["dropped_by_server"]
+    say(f"idle step: {figures}")
+    return figures
+
+
+def cap_check(url: str) -> dict:
+    """From one more address: connections up to the server's per-address cap are held, the next
+    ones refused with a 429 (when the server has a cap)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    held, refused, other = [], 0, 0
+    try:
+        for _ in range(load_settings().webapp_max_connections_per_client + 10):
+            sock = socket.create_connection((parts.hostname, parts.port), timeout=5, source_address=("127.102.0.1", 0))
+            held.append(sock)
+        time.sleep(0.5)
+        for sock in held:
+            sock.setblocking(False)
+            try:
+                first = sock.recv(64)
+            except BlockingIOError:
+                continue
+            if first.startswith(b"HTTP/1.1 429"):
+                refused += 1
+            else:
+                other += 1
+    except OSError:
+        other += 1
+    finally:
+        for sock in held:
+            sock.close()
+    return {"cap_tried": len(held), "cap_refused_429": refused}
+
+
+def slow_step(url: str, args, reference, ctx) -> dict:
+    report = ctx.Queue()
+    bodies = max(1, args.slow // 10)
+    holder = ctx.Process(target=hostile.hold_slow, args=(url, args.slow, bodies, 100, "127.101", report),
+                         daemon=True)
+    holder.start()
+    report.get(timeout=60)
+    time.sleep(2)  # every slow client has connected and started trickling
+    say(f"slow: {args.slow} clients sending headers and {bodies} sending a body, a byte a second; "
+        f"{args.users} users load pages and predict meanwhile")
+    figures = {"slow_headers": args.slow, "slow_bodies": bodies, **others_meanwhile(url, args, reference)}
+    closed = report.get(timeout=300)["closed_after_s"]
+    holder.join(60)
+    seconds = [c for c in closed if c is not None]
+    figures.update({"slow_closed": len(seconds), "slow_never_closed": len(closed) - len(seconds),
+                    "slow_closed_after_p50_s": None if not seconds else round(percentile(seconds, 50), 1),
+                    "slow_closed_after_max_s": None if not seconds else round(max(seconds), 1)})
+    say(f"slow step: {figures}")
+    return figures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=50)
@@ -138,10 +276,16 @@ def main() -> int:
     parser.add_argument("--processes", type=int, default=5, help="client processes the browsers are spread over")
     parser.add_argument("--timeout", type=float, default=10.0)
     parser.add_argument("--warmup", type=int, default=5, help="submits per browser before the measured ones (not counted)")
+    parser.add_argument("--idle", type=int, default=10_000, help="idle Socket.IO websockets held in the idle step (0: no step)")
+    parser.add_argument("--slow", type=int, default=300, help="slow-header clients in the slow step (0: no step)")
+    parser.add_argument("--users", type=int, default=10, help="other users measured during each hostile step")
+    parser.add_argument("--pages", type=int, default=20, help="page loads of each of those users")
+    parser.add_argument("--submits", type=int, default=10, help="flights each of those users submits")
+    parser.add_argument("--webapp-root", help="run the bench's web app from this checkout (default: this one)")
     args = parser.parse_args()
     s = load_settings()
     host = machine.before_bench(say, settle=True)  # `make bench` runs it right after `infra up`
-    with own_webapp(s) as url:
+    with own_webapp(s, code_root=args.webapp_root) as (url, webapp_pid):
         reference = load_reference()
         form_lists = [[{k: str(v) if v is not None else "" for k, v in r.items() if k in FORM_FIELDS}
                        for r in sample_requests(reference, args.warmup + args.requests, seed=100 + i)]
@@ -181,6 +325,10 @@ def main() -> int:
             f"p95 {figures['p95_ms']} ms, p99 {figures['p99_ms']} ms (ack p50 {figures['ack_p50_ms']} ms, "
             f"p95 {figures['ack_p95_ms']} ms) in {figures['seconds']} s")
         say(f"stages p50 {stage_p50}, p95 {stage_p95}")
+        if args.idle:
+            figures["idle_step"] = idle_step(url, webapp_pid, args, reference, ctx)
+        if args.slow:
+            figures["slow_step"] = slow_step(url, args, reference, ctx)
     publish("webapp", figures, args)
     return 0
 

@@ -216,7 +216,41 @@ def webapp(r: dict) -> list[str]:
             *table(["measure", "p50 ms", "p95 ms", "p99 ms"],
                    [["submit -> result shown", r["p50_ms"], r["p95_ms"], r["p99_ms"]],
                     ['"accepted" ack', r["ack_p50_ms"], r["ack_p95_ms"], None],
-                    *([stage(k), p50[k], p95.get(k), None] for k in p50)])]
+                    *([stage(k), p50[k], p95.get(k), None] for k in p50)]),
+            *hostile_steps(r)]
+
+
+def hostile_steps(r: dict) -> list[str]:
+    """The idle-connections and slow-clients steps, when the run had them."""
+    idle, slow = r.get("idle_step"), r.get("slow_step")
+    if not idle and not slow:
+        return []
+    rows = []
+    if idle:
+        rows.append([f"{num(idle['idle_connected'])} of {num(idle['idle_wanted'])} idle websockets held "
+                     f"({num(idle['idle_failed'])} failed to open)", idle["page_loads"], idle["page_failures"],
+                     idle["page_p50_ms"], idle["page_p95_ms"], idle["predictions"], idle["prediction_failures"],
+                     idle["prediction_p50_ms"], idle["prediction_p95_ms"]])
+    if slow:
+        rows.append([f"{num(slow['slow_headers'])} slow-header + {num(slow['slow_bodies'])} slow-body clients",
+                     slow["page_loads"], slow["page_failures"], slow["page_p50_ms"], slow["page_p95_ms"],
+                     slow["predictions"], slow["prediction_failures"], slow["prediction_p50_ms"],
+                     slow["prediction_p95_ms"]])
+    lines = ["", f"Hostile use, {num(arg(r, 'users'))} other users meanwhile (each loads the page "
+                 f"{num(arg(r, 'pages'))} times and submits {num(arg(r, 'submits'))} flights):", "",
+             *table(["while", "pages", "failed", "page p50 ms", "page p95 ms", "predictions", "failed",
+                     "prediction p50 ms", "prediction p95 ms"], rows)]
+    if idle:
+        lines += ["", f"With the idle websockets held the web app used {num(idle['webapp_rss_mb'])} MB and "
+                      f"{num(idle['webapp_open_files'])} open files; the server dropped "
+                      f"{num(idle['idle_dropped_by_server'])} of them; from one more address, "
+                      f"{num(idle['cap_refused_429'])} of {num(idle['cap_tried'])} connections were refused with a 429 "
+                      "(the per-address cap)."]
+    if slow:
+        lines += ["", f"Slow clients closed by the server: {num(slow['slow_closed'])} (p50 after "
+                      f"{num(slow['slow_closed_after_p50_s'])} s, the last after {num(slow['slow_closed_after_max_s'])} "
+                      f"s); still open when they gave up: {num(slow['slow_never_closed'])}."]
+    return lines
 
 
 def sync_route(r: dict) -> list[str]:
