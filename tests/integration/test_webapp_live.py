@@ -34,23 +34,27 @@ def live_api(webapp_url):
     return schemathesis.openapi.from_url(webapp_url + "/api/v1/openapi.json")
 
 
-def test_rest_api_conforms_to_its_openapi_description(live_api, webapp_url):
-    """Every operation, with generated valid and invalid input. (schemathesis's pytest plugin
-    does not run under pytest 9, so the operations' strategies are driven here directly.)"""
+def test_every_api_route_conforms_to_the_openapi_description(live_api, webapp_url):
+    """Every operation of the document (the REST API, the original platform's routes, the
+    outcomes; tests/unit/test_webapp.py checks the document names every route the app has), with
+    generated input. (schemathesis's pytest plugin does not run under pytest 9, so the
+    operations' strategies are driven here directly.)"""
     operations = [result.ok() for result in live_api.get_all_operations()]
-    assert {op.path for op in operations} == {"/api/v1/predictions", "/api/v1/predictions/{uuid}"}
+    assert {op.path for op in operations} >= {
+        "/api/v1/predictions", "/api/v1/predictions/{uuid}", "/flights/delays/predict/classify_realtime",
+        "/flights/delays/predict/classify", "/flights/delays/predict/classify_realtime/response/{uuid}"}
     calls = []
     for operation in operations:
         @given(case=operation.as_strategy())
-        @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def conforms(case):
             # Schema-valid is not enough for a route the model does not know (see webapp/openapi.py),
             # so "valid data must be accepted" is the one check left out.
             calls.append(case.call_and_validate(base_url=webapp_url, excluded_checks=[positive_data_acceptance]))
 
         conforms()
-    assert len(calls) >= 60
-    assert {r.status_code for r in calls} >= {202, 400, 404}
+    assert len(calls) >= 40 * len(operations) // 2
+    assert {r.status_code for r in calls} >= {200, 202, 400, 404}
 
 
 def test_the_app_is_served_by_gunicorn_not_the_development_server(webapp_url):
