@@ -14,6 +14,7 @@ from flightdelay.schema import LABELS
 from flightdelay.stores import text_archive
 from flightdelay.stores.mongo import HistoryQuery, history_filters
 from webapp import parts
+from webapp.stores import ArchiveNotCounted
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +89,14 @@ def archive():
     try:
         summary = parts.stores().archive_summary()
         table = archive_table(summary["per_day"], request.args.get("days_page"))
-    except Exception as exc:  # HDFS unavailable or archive not written yet
+    except ArchiveNotCounted as exc:  # counted in the background (webapp.stores): not yet, or HDFS down
+        error = str(exc)[:1].upper() + str(exc)[1:]
+    except Exception as exc:  # any other failure of the read side: the page says so
         log.warning("archive summary failed: %s", exc)
         error = f"The HDFS archive could not be read ({type(exc).__name__}: {exc})"
     return render_template("archive.html", summary=summary, table=table, error=error, labels=LABELS,
-                           text_archive=text_archive_summary(parts.settings()))
+                           text_archive=text_archive_summary(parts.settings()),
+                           counted_s_ago=None if summary is None else max(0, round(time.time() - summary["counted_at"])))
 
 
 def archive_table(per_day: dict, raw_page: str | None) -> dict:

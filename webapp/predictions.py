@@ -134,7 +134,8 @@ def lookup(uuid: str) -> tuple[str, dict | None]:
 
 def start_response_consumer(app: Flask) -> None:
     """Background tasks, once per process: Kafka responses -> the Socket.IO room of each UUID;
-    the served model's reference data follows the registry alias."""
+    the served model's reference data follows the registry alias; the archive page's counts
+    follow the archive."""
     app_parts = parts.of(app)
     if app_parts.background_started:
         return
@@ -143,6 +144,7 @@ def start_response_consumer(app: Flask) -> None:
     app_parts.bridge.start_consumer(lambda prediction: deliver_prediction(app, prediction),
                                     lambda rejection: deliver_rejection(app, rejection))
     socketio.start_background_task(app_parts.served_reference.watcher.follow, socketio.sleep)
+    socketio.start_background_task(app_parts.stores.follow_archive, socketio.sleep)
 
 
 def answer_room(uuid: str, event: str, answer: dict) -> None:

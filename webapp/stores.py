@@ -14,7 +14,13 @@ from flightdelay.stores.mongo import HISTORY_FILTERS, HistoryPage, HistoryQuery
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Stores", "HistoryPage", "HISTORY_FILTERS"]
+__all__ = ["Stores", "HistoryPage", "HISTORY_FILTERS", "ArchiveNotCounted"]
+
+ARCHIVE_COUNT_EVERY_S = 20.0  # the archive page is at most this (plus one count) behind the archive
+
+
+class ArchiveNotCounted(RuntimeError):
+    """No count of the archive yet: the page says why instead of counting itself."""
 
 
 class Stores:
@@ -23,7 +29,8 @@ class Stores:
         self._mongo = None
         self._hdfs = None
         self._lock = threading.Lock()
-        self._archive_cache: tuple[float, dict] | None = None
+        self._archive_cache: dict | None = None
+        self._archive_error: str | None = None
 
     # -- MongoDB --------------------------------------------------------------------------
     @property
@@ -52,14 +59,40 @@ class Stores:
                 self._hdfs = parquet.hdfs_client(self.settings, timeout=10)
         return self._hdfs
 
-    def archive_summary(self, max_age_s: float = 30.0) -> dict:
-        """Counts per flight date and per class over the archive. Cached briefly: the archive
-        only changes once per archive trigger."""
-        if self._archive_cache and time.monotonic() - self._archive_cache[0] < max_age_s:
-            return self._archive_cache[1]
-        summary = parquet.summary(self.hdfs, self.settings, budget_s=0.2, background_save=True)
-        self._archive_cache = (time.monotonic(), summary)
-        return summary
+    def archive_summary(self) -> dict:
+        """Counts per flight date and per class over the archive, as the background count last
+        left them (``follow_archive``): the page never counts. ``counted_at`` (epoch s) says when;
+        ``error`` what went wrong since, if the last count failed. Raises ArchiveNotCounted
+        before the first count has finished (or when every one failed)."""
+        latest, error = self._archive_cache, self._archive_error
+        if latest is None:
+            raise ArchiveNotCounted(error or "the archive is being counted for the first time since the web "
+                                             "app started; reload in a few seconds")
+        return {**latest, "error": error}
+
+    def refresh_archive(self) -> dict:
+        """Bring the archive's counts up to its commit log: count every file committed since
+        (however many), save the aggregate on HDFS, keep the figures for the page."""
+        began = time.monotonic()
+        summary = parquet.summary(self.hdfs, self.settings, budget_s=None)
+        self._archive_cache = {**summary, "counted_at": time.time(), "count_s": round(time.monotonic() - began, 2)}
+        self._archive_error = None
+        return self._archive_cache
+
+    def follow_archive(self, sleep, every_s: float = ARCHIVE_COUNT_EVERY_S) -> None:
+        """Background task (once per process): count the archive's new files every ``every_s``
+        seconds, so the page is current within a minute however many files arrived, and never
+        counts on the request path. A failure (HDFS down) is kept for the page and retried."""
+        while True:
+            try:
+                summary = self.refresh_archive()
+                if summary["files"]:
+                    log.debug("archive counted: %d files, %d predictions in %.2f s", summary["files"],
+                              summary["total"], summary["count_s"])
+            except Exception as exc:  # HDFS down or restarting: the page says so, the next round retries
+                self._archive_error = f"the HDFS archive could not be read ({type(exc).__name__}: {str(exc)[:200]})"
+                log.warning("archive count failed: %s", exc)
+            sleep(every_s)
 
     # -- MLflow ------------------------------------------------------------------------------
     def champion(self) -> dict:

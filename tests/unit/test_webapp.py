@@ -285,3 +285,44 @@ def test_openapi_bounds_and_enums_are_schema_keywords(client):
     assert (number["minimum"], number["maximum"]) == (0, 2359)
     assert re.match(text["pattern"], "0529") and not re.match(text["pattern"], "0560")
     assert fields["DepDelay"]["anyOf"][0]["minimum"] == -120
+
+
+def test_the_archive_page_never_counts_it_reads_what_the_background_counted(monkeypatch, tmp_path):
+    """The archive's new files are counted by a background task (Stores.follow_archive); a page
+    view reads its last figures and says how old they are, or that the first count is not done."""
+    from flightdelay.config import load_settings
+    from flightdelay.stores import parquet
+    from webapp import stores as stores_module
+
+    counted = []
+
+    def summary(hdfs, s, budget_s=None, background_save=False):
+        counted.append(budget_s)
+        return {"per_day": {"2013-11-01": {0: 1, 1: 0, 2: 0, 3: 2}}, "per_class": {0: 1, 1: 0, 2: 0, 3: 2},
+                "total": 3, "files": 1, "pending_files": 0, "path": "hdfs://x/archive", "saving": None}
+
+    monkeypatch.setattr(parquet, "summary", summary)
+    monkeypatch.setattr(parquet, "hdfs_client", lambda s, timeout=30.0: object())
+    real = stores_module.Stores(load_settings(state_dir=str(tmp_path)))
+    app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "SECRET_KEY": "test"}, bridge=RecordingBridge(),
+                     stores=real, start_consumer=False)
+    assert "counted for the first time" in app.test_client().get("/archive").get_data(as_text=True)
+    real.refresh_archive()
+    assert counted == [None]  # the background counts every new file, however many
+    page = app.test_client().get("/archive").get_data(as_text=True)
+    assert "3 predictions in 1 parquet file" in page and "counted 0 s ago" in page
+    assert counted == [None]  # the page view counted nothing
+    def hdfs_down(*args, **kwargs):
+        raise ConnectionError("HDFS down")
+
+    class OneRound(Exception):
+        pass
+
+    def sleep(seconds):
+        raise OneRound
+
+    monkeypatch.setattr(parquet, "summary", hdfs_down)
+    with pytest.raises(OneRound):
+        real.follow_archive(sleep)
+    page = app.test_client().get("/archive").get_data(as_text=True)
+    assert "3 predictions" in page and "HDFS archive could not be read (ConnectionError" in page
