@@ -20,9 +20,10 @@ from flightdelay.stores import Refused
 log = logging.getLogger(__name__)
 
 # The history page is served by equality queries only (module "History at scale" below):
-# each document carries its request's UTC day and hour as bucket keys, and a small summary
-# collection (``<collection>_days``, one document per request day) counts what each day holds.
-BUCKET_FIELDS = ("requested_day", "requested_hour", "requested_slot")  # day, hour, 10 minutes
+# each document carries its request's UTC day, hour, 10-minute slot, second and hundredth of a
+# second as bucket keys, and a small summary collection (``<collection>_days``: one document per
+# request day, one per 10-minute slot, one per second that holds many) counts what each holds.
+BUCKET_FIELDS = ("requested_day", "requested_hour", "requested_slot", "requested_sec", "requested_cs")
 # Summary dimensions: the filters whose per-day counts let a walk skip days without matches.
 SUMMARY_DIMENSIONS = ("Route", "Carrier", "prediction")
 HISTORY_FILTERS = ("Route", "Carrier", "FlightDate", "model_version", "prediction")
@@ -34,11 +35,8 @@ POSTGRES_GIN_FIELDS = ("_id", *BUCKET_FIELDS, "Route", "Carrier", "prediction")
 # Indexes for a real MongoDB (docker-compose): the bucket keys. FerretDB gets none of these:
 # its own indexes are btree on ``_jsonb->'f'``, which no pushed-down query can use, and each
 # one costs insert time (docs/stores-and-querying.md).
-INDEXES: tuple[tuple[tuple[tuple[str, int], ...], str], ...] = (
-    ((("requested_day", 1), ("requested_at", -1)), "requested_day_1_requested_at_-1"),
-    ((("requested_hour", 1), ("requested_at", -1)), "requested_hour_1_requested_at_-1"),
-    ((("requested_slot", 1), ("requested_at", -1)), "requested_slot_1_requested_at_-1"),
-)
+INDEXES: tuple[tuple[tuple[tuple[str, int], ...], str], ...] = tuple(
+    (((key, 1), ("requested_at", -1)), f"{key}_1_requested_at_-1") for key in BUCKET_FIELDS)
 DUPLICATE_KEY = 11000
 # Write errors that say the document itself is wrong (BadValue, FailedToParse, TypeMismatch,
 # DollarPrefixedFieldName, InvalidDBRef, EmptyFieldName, DottedFieldName, BSONObjectTooLarge,
@@ -108,6 +106,27 @@ def request_slot(requested_at_ms: int) -> str:
     return datetime.fromtimestamp(requested_at_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M")[:-1]
 
 
+def request_second(requested_at_ms: int) -> str:
+    """The UTC second of a request, ``YYYY-MM-DDTHH:MM:SS`` (its first 15 characters are the slot
+    but for the minute's unit, its first 16 the minute)."""
+    return datetime.fromtimestamp(requested_at_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def request_centisecond(requested_at_ms: int) -> str:
+    """The hundredth of a second of a request, ``YYYY-MM-DDTHH:MM:SS.cc``."""
+    return f"{request_second(requested_at_ms)}.{requested_at_ms % 1000 // 10:02d}"
+
+
+def second_field(second: str) -> str:
+    """A second's field in its slot's summary: the minute's unit and the seconds (``742``),
+    ordered as time within the slot."""
+    return second[15] + second[17:19]
+
+
+def second_of(slot: str, field_name: str) -> str:
+    return f"{slot}{field_name[0]}:{field_name[1:]}"
+
+
 def request_hour(requested_at_ms: int) -> str:
     """The UTC hour of a request, ``YYYY-MM-DDTHH`` (its first 10 characters are the day)."""
     return request_slot(requested_at_ms)[:13]
@@ -118,8 +137,11 @@ def document(p: dict) -> dict:
     start with "_"), keyed by the request UUID, plus its bucket keys (BUCKET_FIELDS)."""
     doc = {k: v for k, v in p.items() if not k.startswith("_")}
     doc["_id"] = p["UUID"]
-    slot = request_slot(int(p["requested_at"]))
+    at = int(p["requested_at"])
+    slot = request_slot(at)
     doc["requested_day"], doc["requested_hour"], doc["requested_slot"] = slot[:10], slot[:13], slot
+    doc["requested_cs"] = request_centisecond(at)
+    doc["requested_sec"] = doc["requested_cs"][:19]
     return doc
 
 
@@ -167,11 +189,13 @@ def summary_increments(docs: list[dict]) -> dict[str, dict[str, int]]:
     return {day: dict(inc) for day, inc in days.items()}
 
 
-def update_summary(summary, docs: list[dict]) -> None:
-    """Count ``docs`` in the per-day summary: one upsert per day touched plus one for ALL_DAYS.
-    Done before the documents are inserted, so a crash in between leaves a day counted (a
-    history walk then looks at it and finds fewer rows) rather than rows no walk finds; a
-    replayed batch is counted again: the counts are estimates, and the page says so."""
+def update_summary(summary, docs: list[dict], coll=None) -> None:
+    """Count ``docs`` in the per-day summary: one upsert per day touched plus one for ALL_DAYS,
+    then the finer counts (``update_fine_summary``; ``coll``, the prediction collection, for a
+    second that becomes busy). Done before the documents are inserted, so a crash in between
+    leaves a day counted (a history walk then looks at it and finds fewer rows) rather than rows
+    no walk finds; a replayed batch is counted again: the counts are estimates, and the page
+    says so."""
     total: Counter = Counter()
     days = summary_increments(docs)
     for day, inc in sorted(days.items()):
@@ -180,6 +204,52 @@ def update_summary(summary, docs: list[dict]) -> None:
     if days:
         summary.update_one({"_id": ALL_DAYS}, {"$inc": dict(total), "$min": {"first": min(days)},
                                                "$max": {"last": max(days)}}, upsert=True)
+    update_fine_summary(summary, docs, coll)
+
+
+def slot_id(slot: str) -> str:
+    return f"slot:{slot}"
+
+
+def second_id(second: str) -> str:
+    return f"sec:{second}"
+
+
+def update_fine_summary(summary, docs: list[dict], coll=None) -> None:
+    """Per 10-minute slot touched, one upsert of its summary (``slot:<slot>``: the total, per
+    second ``s.<MSS>``, per value of each SUMMARY_DIMENSIONS), so that a burst's slot is walked
+    second by second; per second holding more than BUCKET_ROWS, one upsert of its own
+    (``sec:<second>``: per hundredth ``c.<cc>``), so that a second at 10,000/s is walked a
+    hundredth at a time. A second becoming busy with this chunk first counts the hundredths of
+    its documents already stored (at most BUCKET_ROWS, one query)."""
+    from pymongo import ReturnDocument
+
+    by_slot: dict[str, list[dict]] = {}
+    for doc in docs:
+        if "requested_sec" in doc:
+            by_slot.setdefault(doc["requested_slot"], []).append(doc)
+    for slot, group in sorted(by_slot.items()):
+        inc: Counter = Counter()
+        by_second: dict[str, list[dict]] = {}
+        for doc in group:
+            inc["n"] += 1
+            inc[f"s.{second_field(doc['requested_sec'])}"] += 1
+            for dim in SUMMARY_DIMENSIONS:
+                inc[f"{dim}.{doc.get(dim)}"] += 1
+            by_second.setdefault(doc["requested_sec"], []).append(doc)
+        before = summary.find_one_and_update({"_id": slot_id(slot)}, {"$inc": dict(inc)}, upsert=True,
+                                             return_document=ReturnDocument.BEFORE) or {}
+        for second, sdocs in sorted(by_second.items()):
+            was = before.get("s", {}).get(second_field(second), 0)
+            if was + len(sdocs) <= BUCKET_ROWS:
+                continue
+            hundredths = Counter(d["requested_cs"][-2:] for d in sdocs)
+            if 0 < was <= BUCKET_ROWS and coll is not None:  # busy from now on: count what is stored of it
+                hundredths.update(d["requested_cs"][-2:] for d in coll.find({"requested_sec": second},
+                                                                            {"requested_cs": 1}) if "requested_cs" in d)
+            summary.update_one({"_id": second_id(second)},
+                               {"$inc": {"n": sum(hundredths.values()), **{f"c.{k}": v for k, v in hundredths.items()}}},
+                               upsert=True)
 
 
 class MongoWriter:
@@ -223,7 +293,7 @@ class MongoWriter:
         refused: dict[int, str] = {}
         for start in range(0, len(docs), self.CHUNK):
             chunk = docs[start:start + self.CHUNK]
-            update_summary(self.summary(), chunk)
+            update_summary(self.summary(), chunk, self.collection())
             try:
                 self.collection().insert_many(chunk, ordered=False)
             except BulkWriteError as exc:
@@ -326,13 +396,14 @@ def candidates(summary_doc: dict | None, filters: dict, hour: str | None = None)
     return bound
 
 
-def buckets(day: str, day_doc: dict, filters: dict, cursor_slot: str | None):
+def buckets(day: str, day_doc: dict, filters: dict, cursor: dict | None, lookup=lambda _id: None):
     """The equality buckets to read of one day, newest first, as ``(field, value)``: the whole
-    day, its hours, or the 10-minute slots of an hour, whichever is expected to hold at most
-    BUCKET_ROWS matches (the day's match rate applied to each hour's and slot's count).
-    Buckets newer than ``cursor_slot`` (the previous page's last row) are skipped."""
+    day, its hours, its 10-minute slots, a busy slot's seconds, a busy second's hundredths,
+    whichever is expected to hold at most BUCKET_ROWS matches (the match rate of the day, then
+    of the slot, applied to each part's count). Buckets newer than ``cursor`` (the bucket keys
+    of the previous page's last row) are skipped; ``lookup(_id)`` reads a summary document."""
     bound, n = candidates(day_doc, filters), day_doc.get("n", 0)
-    if bound == 0 or n == 0 or (cursor_slot is not None and cursor_slot[:10] < day):
+    if bound == 0 or n == 0 or (cursor is not None and cursor["requested_day"] < day):
         return
     if bound <= BUCKET_ROWS:
         yield "requested_day", day
@@ -341,16 +412,57 @@ def buckets(day: str, day_doc: dict, filters: dict, cursor_slot: str | None):
     slots = day_doc.get("slots", {})
     for hour, count in sorted(day_doc.get("hours", {}).items(), reverse=True):
         hour_key = f"{day}T{hour}"
-        if count == 0 or (cursor_slot is not None and hour_key > cursor_slot[:13]):
+        if count == 0 or (cursor is not None and hour_key > cursor["requested_hour"]):
             continue
         hour_slots = sorted(((s, c) for s, c in slots.items() if s[:2] == hour and c), reverse=True)
         if count * rate <= BUCKET_ROWS or not hour_slots:
             yield "requested_hour", hour_key
             continue
-        for slot, _ in hour_slots:
+        for slot, slot_count in hour_slots:
             slot_key = f"{hour_key}:{slot[2]}"
-            if cursor_slot is None or slot_key <= cursor_slot:
+            if cursor is not None and slot_key > cursor["requested_slot"]:
+                continue
+            if slot_count * rate <= BUCKET_ROWS:
                 yield "requested_slot", slot_key
+            else:
+                yield from slot_buckets(slot_key, filters, cursor, lookup)
+
+
+def slot_buckets(slot: str, filters: dict, cursor: dict | None, lookup):
+    """A busy slot's buckets, newest first: the whole slot if its own summary says it holds few
+    matches (or it has none: written before these summaries), else each second, or each
+    hundredth of a busy second."""
+    slot_doc = lookup(slot_id(slot))
+    if not slot_doc:
+        yield "requested_slot", slot
+        return
+    bound = candidates(slot_doc, filters)
+    if bound == 0:
+        return
+    if bound <= BUCKET_ROWS:
+        yield "requested_slot", slot
+        return
+    rate = bound / slot_doc["n"]
+    for field_name, count in sorted(slot_doc.get("s", {}).items(), reverse=True):
+        second = second_of(slot, field_name)
+        if count == 0 or (cursor is not None and second > cursor["requested_sec"]):
+            continue
+        second_doc = None if count * rate <= BUCKET_ROWS else lookup(second_id(second))
+        hundredths = (second_doc or {}).get("c", {})
+        if not second_doc or sum(hundredths.values()) < count:  # few matches, or not all counted: whole second
+            yield "requested_sec", second
+            continue
+        for cc, _ in sorted(hundredths.items(), reverse=True):
+            key = f"{second}.{cc}"
+            if cursor is None or key <= cursor["requested_cs"]:
+                yield "requested_cs", key
+
+
+def bucket_keys(requested_at_ms: int) -> dict:
+    """The bucket keys of a request time (as ``document`` stores them)."""
+    cs = request_centisecond(requested_at_ms)
+    return {"requested_day": cs[:10], "requested_hour": cs[:13], "requested_slot": cs[:15],
+            "requested_sec": cs[:19], "requested_cs": cs}
 
 
 def days_back(newest: str, oldest: str):
@@ -377,9 +489,9 @@ def history(coll, summary, query: HistoryQuery) -> HistoryPage:
     if not everything:
         return HistoryPage([], 0, "exactly", "nothing stored yet", query, None)
     newest = min(filter(None, (everything["last"], query.date_to)))
-    cursor_slot = request_slot(query.before[0]) if query.before is not None else None
-    if cursor_slot is not None:
-        newest = min(newest, cursor_slot[:10])
+    cursor = bucket_keys(query.before[0]) if query.before is not None else None
+    if cursor is not None:
+        newest = min(newest, cursor["requested_day"])
     oldest = max(filter(None, (everything["first"], query.date_from)))
     keep = older_than(query.before)
     rows: list[dict] = []
@@ -390,7 +502,8 @@ def history(coll, summary, query: HistoryQuery) -> HistoryPage:
         if walked > MAX_DAYS_WALKED:
             break
         day_doc = day_docs[day] = summary.find_one({"_id": day})
-        for key, value in buckets(day, day_doc or {}, query.filters, cursor_slot):
+        for key, value in buckets(day, day_doc or {}, query.filters, cursor,
+                                  lambda _id: summary.find_one({"_id": _id})):
             read += 1
             found = newest_first(d for d in coll.find({key: value, **query.filters}) if keep(d))
             rows.extend(found[:query.page_size - len(rows)])

@@ -121,3 +121,56 @@ def test_a_replayed_batch_is_stored_once_but_counted_twice(stored, client):
     finally:
         writer.reset()
         mongo.drop_collection(s2)
+
+
+class CountingCollection:
+    """The prediction collection, counting the documents its finds return (what FerretDB decodes)."""
+
+    def __init__(self, coll):
+        self.coll, self.returned = coll, 0
+
+    def find(self, *args, **kwargs):
+        for doc in self.coll.find(*args, **kwargs):
+            self.returned += 1
+            yield doc
+
+
+@pytest.fixture(scope="module")
+def burst(mongo_settings, client):
+    """2,000 predictions: 1,800 in 1.8 s (1,000/s) inside one 10-minute slot, 200 spread over the
+    hour before; written in chunks of 50, so busy seconds become busy across chunks."""
+    s = dataclasses.replace(mongo_settings, mongo_collection=f"test_burst_{uuid.uuid4().hex[:8]}")
+    mongo.ensure_collection(s, mongo_indexes=False)
+    peak = START + 10 * HOUR + 25 * 60_000
+    spread = [prediction(i, ("JFK-LAX", "LGA-ORD")[i % 2], i % 4, START + 9 * HOUR + i * 18_000) for i in range(200)]
+    dense = [prediction(200 + i, ("JFK-LAX", "LGA-ORD")[i % 2], i % 4, peak + i) for i in range(1800)]
+    writer = MongoWriter(s)
+    writer.CHUNK = 50
+    writer.write([writer.convert(p) for p in spread + dense])
+    writer.reset()
+    yield s, spread + dense
+    mongo.drop_collection(s)
+
+
+def test_a_burst_is_walked_a_hundredth_of_a_second_at_a_time(burst, client):
+    s, predictions = burst
+    coll = CountingCollection(mongo.collection(client, s))
+    summary = mongo.summary_collection(client, s)
+    first = mongo.history(coll, summary, HistoryQuery())
+    assert [r["UUID"] for r in first.rows] == newest_first(predictions)[:25]
+    assert coll.returned <= 150  # not the slot's 1,800 (nor a whole second's 1,000)
+    slot = summary.find_one({"_id": mongo.slot_id(mongo.request_slot(predictions[-1]["requested_at"]))})
+    assert slot["n"] == 1800 and sum(slot["s"].values()) == 1800
+    seconds = {d["_id"]: d for d in summary.find({"_id": {"$in": [mongo.second_id(mongo.request_second(
+        predictions[-1]["requested_at"] - k * 1000)) for k in range(2)]}})}
+    assert sorted(d["n"] for d in seconds.values()) == [800, 1000]  # counted whole though written 50 at a time
+    pages = walk(client, s, HistoryQuery(page_size=100))
+    assert uuids(pages) == newest_first(predictions) and len(pages) == 20
+    for filters in ({"Carrier": "AA"}, {"Route": "LGA-ORD", "prediction": 1}):
+        expected = [p for p in predictions if all(p[k] == v for k, v in filters.items())]
+        assert uuids(walk(client, s, HistoryQuery(filters=filters, page_size=100))) == newest_first(expected)
+    deep = newest_first(predictions)[1234]
+    cursor = next(p for p in predictions if p["UUID"] == deep)
+    coll.returned = 0
+    page = mongo.history(coll, summary, HistoryQuery(before=(cursor["requested_at"], deep)))
+    assert [r["UUID"] for r in page.rows] == newest_first(predictions)[1235:1260] and coll.returned <= 150

@@ -35,6 +35,45 @@ def test_candidates_is_the_smallest_count_among_summarised_filters():
     assert mongo.candidates(None, {}) == 0
 
 
+def cursor_in(slot: str, second: str = "9:59", cs: str = "99") -> dict:
+    """The bucket keys of a cursor at ``second`` (minute unit:seconds) of ``slot``."""
+    sec = f"{slot}{second}"
+    return {"requested_day": slot[:10], "requested_hour": slot[:13], "requested_slot": slot,
+            "requested_sec": sec, "requested_cs": f"{sec}.{cs}"}
+
+
+def test_documents_carry_their_second_and_hundredth():
+    stored = mongo.document({"UUID": "u1", "requested_at": 1_795_823_999_123})
+    assert (stored["requested_sec"], stored["requested_cs"]) == ("2026-11-27T23:59:59", "2026-11-27T23:59:59.12")
+    assert mongo.bucket_keys(1_795_823_999_123) == {k: stored[k] for k in mongo.BUCKET_FIELDS}
+    assert set(mongo.response_fields(stored)) == {"UUID", "requested_at"}
+
+
+def test_a_busy_slot_is_walked_by_second_and_a_busy_second_by_hundredth(monkeypatch):
+    """A burst: one slot holds 300 predictions; second 7:42 holds 200 of them, counted by
+    hundredth; 7:41 holds 90, read whole; a cursor inside 7:42 skips what is newer."""
+    monkeypatch.setattr(mongo, "BUCKET_ROWS", 100)
+    slot = "2026-11-27T10:2"
+    docs = {mongo.slot_id(slot): {"n": 300, "s": {"742": 200, "741": 90, "700": 10},
+                                  "Route": {"JFK-LAX": 300}, "Carrier": {"AA": 150, "B6": 150}},
+            mongo.second_id(f"{slot}7:42"): {"n": 200, "c": {"00": 50, "10": 50, "55": 100}}}
+    lookup = docs.get
+    walk = list(mongo.slot_buckets(slot, {}, None, lookup))
+    assert walk == [("requested_cs", f"{slot}7:42.55"), ("requested_cs", f"{slot}7:42.10"),
+                    ("requested_cs", f"{slot}7:42.00"), ("requested_sec", f"{slot}7:41"),
+                    ("requested_sec", f"{slot}7:00")]
+    # half match: 7:42 expects 100 (read whole); the slot expects 150
+    assert list(mongo.slot_buckets(slot, {"Carrier": "AA"}, None, lookup))[0] == ("requested_sec", f"{slot}7:42")
+    assert list(mongo.slot_buckets(slot, {"Carrier": "UA"}, None, lookup)) == []  # none in this slot
+    assert list(mongo.slot_buckets(slot, {}, cursor_in(slot, "7:42", "10"), lookup))[:2] == [
+        ("requested_cs", f"{slot}7:42.10"), ("requested_cs", f"{slot}7:42.00")]
+    # hundredths not all counted (a second summarised before): the whole second, not a partial walk
+    docs[mongo.second_id(f"{slot}7:42")] = {"n": 150, "c": {"00": 50, "55": 100}}
+    assert list(mongo.slot_buckets(slot, {}, None, lookup))[0] == ("requested_sec", f"{slot}7:42")
+    # a slot summarised before slot documents existed: read whole, as before
+    assert list(mongo.slot_buckets("2026-11-27T09:0", {}, None, lookup)) == [("requested_slot", "2026-11-27T09:0")]
+
+
 def test_buckets_are_the_coarsest_expected_to_hold_few_matches(monkeypatch):
     monkeypatch.setattr(mongo, "BUCKET_ROWS", 10)
     day = {"n": 60, "hours": {"09": 20, "10": 40}, "slots": {"090": 20, "100": 15, "105": 25},
@@ -49,9 +88,9 @@ def test_buckets_are_the_coarsest_expected_to_hold_few_matches(monkeypatch):
     assert list(mongo.buckets(d, day, {"Carrier": "AA"}, None)) == [
         ("requested_slot", f"{d}T10:5"), ("requested_slot", f"{d}T10:0"), ("requested_hour", f"{d}T09")]
     # after a cursor in slot 10:0, newer slots are skipped; an older day is not touched
-    assert list(mongo.buckets(d, day, {}, f"{d}T10:0")) == [
+    assert list(mongo.buckets(d, day, {}, cursor_in(f"{d}T10:0"))) == [
         ("requested_slot", f"{d}T10:0"), ("requested_slot", f"{d}T09:0")]
-    assert list(mongo.buckets(d, day, {}, "2026-11-26T23:5")) == []
+    assert list(mongo.buckets(d, day, {}, cursor_in("2026-11-26T23:5"))) == []
     # a summary without slots (written before they existed) falls back to hours
     assert list(mongo.buckets(d, {**day, "slots": {}}, {}, None)) == [
         ("requested_hour", f"{d}T10"), ("requested_hour", f"{d}T09")]
