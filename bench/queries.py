@@ -3,7 +3,7 @@ parquet) at a given number of stored predictions.
 
 Usage:
     python -m bench.queries [--n 1000000] [--days 90] [--repeat 20] [--keep] [--reuse]
-                            [--only history|archive] [--legacy]
+                            [--only history|archive] [--legacy] [--bursts RATE:SECONDS,...]
 
 Starts the servers it needs (like `make up`), then loads --n synthetic predictions (real
 routes and carriers of the served model's reference data, requests spread over the last
@@ -14,12 +14,18 @@ history first and deep pages (40 pages down, by keyset cursor), per filter; the 
 summary cold (a new client, nothing cached in this process) and warm. --legacy also times
 the query shape the history page used before (count + sort + skip) on the same data.
 --reuse skips the load when the bench collection already holds --n predictions; --keep
-leaves the bench data in place. Prints progress, then as its last line one JSON object.
+leaves the bench data in place. --bursts gives the history data a bursty shape: each
+RATE:SECONDS is a burst of that many predictions a second, starting on a 10-minute slot's
+boundary, one burst a day from 3 days ago, taken out of --n (the rest still spread over --days,
+so newer traffic follows the bursts); e.g. 1000:600 (600,000 in one slot) and 10000:30. The
+history is then also timed on each burst's day: page 1 lands at the burst's end, the deeper
+page inside it. Prints progress, then as its last line one JSON object.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import heapq
 import os
 import subprocess
 import time
@@ -77,7 +83,34 @@ def postgres_mb(s: Settings, collection: str) -> float | None:
 
 
 # -- loading ------------------------------------------------------------------------------------
-def load_mongo(s: Settings, n: int, days: int, chunk: int = 5000) -> float:
+def parse_bursts(text: str | None) -> list[tuple[int, int]]:
+    """``RATE:SECONDS,...`` -> [(rate, seconds), ...]."""
+    if not text:
+        return []
+    return [(int(rate), int(seconds)) for rate, seconds in (part.split(":") for part in text.split(","))]
+
+
+def burst_starts(bursts: list[tuple[int, int]], now_s: float) -> list[int]:
+    """Epoch ms each burst starts: a slot boundary at 10:00 UTC, one day apart, from 3 days ago."""
+    day0 = int(now_s // 86400) * 86400 - 3 * 86400
+    return [(day0 - i * 86400 + 10 * 3600) * 1000 for i in range(len(bursts))]
+
+
+def bursty_predictions(n: int, days: int, bursts: list[tuple[int, int]]):
+    """``n`` predictions in request order: each burst at its rate, the rest spread over ``days``."""
+    in_bursts = sum(rate * seconds for rate, seconds in bursts)
+    if in_bursts > n:
+        raise SystemExit(f"--bursts hold {in_bursts:,} predictions, more than --n {n:,}")
+    streams = [synthetic_predictions(n - in_bursts, days)]
+    for i, ((rate, seconds), start) in enumerate(zip(bursts, burst_starts(bursts, time.time()))):
+        def burst(rate=rate, seconds=seconds, start=start, seed=100 + i):
+            for j, p in enumerate(synthetic_predictions(rate * seconds, 1, seed=seed)):
+                yield {**p, "requested_at": start + j * 1000 // rate, "predicted_at": start + j * 1000 // rate + 40}
+        streams.append(burst())
+    return heapq.merge(*streams, key=lambda p: p["requested_at"])
+
+
+def load_mongo(s: Settings, n: int, days: int, chunk: int = 5000, bursts: list[tuple[int, int]] | None = None) -> float:
     mongo.drop_collection(s)
     mongo.ensure_collection(s, mongo_indexes=s.mongo_backend not in ("postgresql", "sqlite"))
     if s.mongo_backend == "postgresql":
@@ -88,7 +121,7 @@ def load_mongo(s: Settings, n: int, days: int, chunk: int = 5000) -> float:
     began = last_note = time.monotonic()
     batch: list[dict] = []
     done = 0
-    for p in synthetic_predictions(n, days):
+    for p in bursty_predictions(n, days, bursts or []):
         batch.append(writer.convert(p))
         if len(batch) == chunk:
             done += writer.write(batch)
@@ -143,11 +176,29 @@ def history_cases(s: Settings, days: int) -> dict[str, mongo.HistoryQuery]:
     }
 
 
-def time_history(s: Settings, days: int, repeat: int) -> dict:
+def burst_cases(bursts: list[tuple[int, int]]) -> dict[str, mongo.HistoryQuery]:
+    """Every filter the page offers, on each burst's day (page 1 lands at the burst's end)."""
+    reference = load_reference()
+    origin = reference.origins()[0]
+    route = f"{origin}-{reference.destinations(origin)[0]}"
+    carrier = sorted(reference.carriers)[0]
+    cases = {}
+    for (rate, seconds), start in zip(bursts, burst_starts(bursts, time.time())):
+        day = time.strftime("%Y-%m-%d", time.gmtime(start / 1000))
+        on = f"burst {rate:,}/s x {seconds} s, {day}"
+        flight_day = time.strftime("%Y-%m-%d", time.gmtime(start / 1000 + 5 * 86400))
+        for name, filters in (("", {}), (f"route {route}", {"Route": route}), (f"carrier {carrier}", {"Carrier": carrier}),
+                              ("class 0", {"prediction": 0}), (f"route {route} + class 3", {"Route": route, "prediction": 3}),
+                              (f"flight date {flight_day}", {"FlightDate": flight_day}), ("model 1", {"model_version": "1"})):
+            cases[f"{on}{': ' + name if name else ''}"] = mongo.HistoryQuery(filters=filters, date_from=day, date_to=day)
+    return cases
+
+
+def time_history(s: Settings, days: int, repeat: int, bursts: list[tuple[int, int]] | None = None) -> dict:
     figures = {}
     with mongo.client(s) as c:
         coll, summary = mongo.collection(c, s), mongo.summary_collection(c, s)
-        for name, query in history_cases(s, days).items():
+        for name, query in {**history_cases(s, days), **burst_cases(bursts or [])}.items():
             first = timed(lambda q=query: mongo.history(coll, summary, q), repeat)
             deep_query, depth = query, 1
             while depth < DEEP_PAGE:  # follow the cursor down like a reader clicking "older"
@@ -189,7 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--reuse", action="store_true")
     parser.add_argument("--legacy", action="store_true")
+    parser.add_argument("--bursts", help="RATE:SECONDS,... bursts taken out of --n (see the module docstring)")
     args = parser.parse_args(argv)
+    bursts = parse_bursts(args.bursts)
     base = load_settings()
     s = bench_settings(base)
     wanted = {"history": ["mongo"], "archive": ["hdfs"]}.get(args.only, ["mongo", "hdfs"])
@@ -202,12 +255,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.reuse and mongo_holds(s, args.n):
             say(f"mongo: reusing the {args.n:,} predictions of {BENCH_COLLECTION}")
         else:
-            result["mongo_load_s"] = round(load_mongo(s, args.n, args.days), 1)
+            result["mongo_load_s"] = round(load_mongo(s, args.n, args.days, bursts=bursts), 1)
         result["mongo_rss_mb_after_load"] = round(rss_mb(process_tree(*store_pids)), 1)
         result["mongo_rss_mb_before_load"] = round(rss_before, 1)
         disk = postgres_mb(s, s.mongo_collection)
         result["mongo_disk_mb"] = None if disk is None else round(disk, 1)
-        result["history"] = time_history(s, args.days, args.repeat)
+        result["history"] = time_history(s, args.days, args.repeat, bursts)
+        if bursts:
+            result["bursts"] = [{"rate_per_s": r, "seconds": sec, "predictions": r * sec} for r, sec in bursts]
         if args.legacy:
             result["legacy_history"] = time_legacy(s, max(1, min(args.repeat, 3)))
         result["mongo_rss_mb_after_queries"] = round(rss_mb(process_tree(*store_pids)), 1)

@@ -26,7 +26,7 @@ PERFORMANCE = REPO_ROOT / "docs" / "performance.md"
 README = REPO_ROOT / "README.md"
 TABLE, HEADLINE = "bench-table", "bench-headline"
 # `make bench`'s order; a bench not named here comes after these, by name.
-ORDER = ("forest", "transform", "pipeline", "soak", "webapp", "sync_route", "queries")
+ORDER = ("forest", "transform", "pipeline", "replay", "soak", "webapp", "sync_route", "queries")
 HEADLINE_COMMANDS = ("python -m bench.pipeline", "python -m bench.webapp", "python -m bench.soak")
 
 
@@ -157,6 +157,10 @@ def pipeline(r: dict) -> list[str]:
                       f"p50 {num(mb['p50_ratio_to_realtime'])}x, p99 {num(mb['p99_ratio_to_realtime'])}x; "
                       f"{num(mb['lost'])} lost."]
     lines += ["", "CPU while each step ran, % of a core:", "", *cpu_table(steps)]
+    if r.get("rss_mb"):
+        memory = sorted(r["rss_mb"].items(), key=lambda kv: -kv[1])
+        lines += ["", f"Resident memory at the end of the ramp: {num(sum(mb for _, mb in memory))} MB in all; "
+                      + ", ".join(f"{name} {num(mb)}" for name, mb in memory) + " MB."]
     return lines + (profile(r["profile"]) if r.get("profile") else [])
 
 
@@ -277,7 +281,7 @@ def queries(r: dict) -> list[str]:
             f"the platform's writers into bench-only places; each query {num(r['repeat'])} times. MongoDB "
             f"(FerretDB on {r['mongo_backend']}): load {num(r['mongo_load_s'])} s, {num(r['mongo_disk_mb'])} MB "
             f"of tables and indexes, RSS {num(r['mongo_rss_mb_before_load'])} -> {num(r['mongo_rss_mb_after_load'])} "
-            "MB.", "", "`/history`, per filter (matches as the page counts them):", "",
+            "MB.", *bursts_text(r), "", "`/history`, per filter (matches as the page counts them):", "",
             *table(["filter", "matches", "first page p50 ms", "p95 ms", "deeper page", "p50 ms", "p95 ms"], rows), "",
             f"Archive page over {num(a['files'])} parquet files (loaded in {num(a['load_s'])} s; first aggregate "
             f"built in {num(a['first_aggregate_build_s'])} s; a scan of every file {num(a['scan_every_file_s'])} s):",
@@ -285,6 +289,37 @@ def queries(r: dict) -> list[str]:
                        [["cold (new client)", a["cold_view"]["p50_ms"], a["cold_view"]["p95_ms"]],
                         ["after a new batch", a["cold_view_after_a_new_batch"]["p50_ms"],
                          a["cold_view_after_a_new_batch"]["p95_ms"]]])]
+
+
+def replay(r: dict) -> list[str]:
+    return [f"Its own streaming job (bench-only topics, outcome stream and model name; warm-up: {r['warmup']}), then "
+            f"{num(r['flights'])} real flights of {r['first_flight_date']} .. {r['last_flight_date']} played through "
+            "Kafka as fast as the platform took them, each request and then its outcome in the order of the flights' "
+            f"real times: {num(r['answered'])} answered, {num(r['resolved'])} resolved by their outcome "
+            f"({num(r['scored'])} scored with a class, {num(r['cancelled'])} cancelled, {num(r['diverted'])} diverted), "
+            f"{num(r['unresolved'])} unresolved; sent in {num(r['sending_s'])} s, all scored after {num(r['wall_s'])} s.",
+            "", *table(["flights/s predicted", "flights/s scored", "scoring lag p50 ms", "p99 ms",
+                        "predict p50 ms", "predict p99 ms"],
+                       [[r["predicted_per_s"], r["scored_per_s"], r["lag_p50_ms"], r["lag_p99_ms"], r["predict_p50_ms"],
+                         r["predict_p99_ms"]]]), "",
+            "Scoring lag: from the arrival on Kafka of the later of a prediction's two halves (its response, its "
+            "outcome) to the live metrics that count it. Predict: request produced -> response on Kafka, meanwhile. "
+            "Resident memory of the job (the join runs in its Python driver), MB:", "",
+            *table(["process", "before the replay", "peak during it"],
+                   [["streaming job, Python driver", r["driver_rss_mb_before"], r["driver_rss_mb_peak"]],
+                    ["streaming job, Spark JVM", r["jvm_rss_mb_before"], r["jvm_rss_mb_peak"]]]), "",
+            f"Live accuracy of the shipped model on these flights {num(r['live_accuracy'])} (macro F1 "
+            f"{num(r['live_macro_f1'])}; the model expected {num(r['expected_accuracy'])}); on its holdout "
+            f"{num(r['holdout_accuracy'])} (macro F1 {num(r['holdout_macro_f1'])})."]
+
+
+def bursts_text(r: dict) -> list[str]:
+    if not r.get("bursts"):
+        return []
+    parts = [f"{num(b['predictions'])} at {num(b['rate_per_s'])}/s for {num(b['seconds'])} s" for b in r["bursts"]]
+    return ["", f"Bursty shape: of the {num(r['n'])}, {'; '.join(parts)} (each starting on a 10-minute slot's "
+                "boundary, one a day); the rest spread over the days, so newer traffic follows. The rows named "
+                "after a burst are timed on its day: page 1 at the burst's end, the deeper page inside it."]
 
 
 def any_bench(r: dict) -> list[str]:
@@ -295,7 +330,7 @@ def any_bench(r: dict) -> list[str]:
 
 
 LAYOUTS: dict[str, Callable[[dict], list[str]]] = {
-    "forest": forest, "transform": transform, "pipeline": pipeline, "soak": soak, "webapp": webapp,
+    "forest": forest, "transform": transform, "pipeline": pipeline, "replay": replay, "soak": soak, "webapp": webapp,
     "sync_route": sync_route, "queries": queries}
 
 
