@@ -21,18 +21,20 @@ BENCH_RATE_LIMIT = "1000000 per minute"
 
 
 @contextmanager
-def own_webapp(s: Settings, code_root: str | None = None, port: int | None = None):
+def own_webapp(s: Settings, code_root: str | None = None, port: int | None = None, env: dict | None = None):
     """Yield the URL and pid of a fresh web app process; stop it afterwards. ``code_root`` runs
     the web app of another checkout (to measure the code before a change); ``port`` a given
-    port instead of a free one (to restart a web app where its pages expect it)."""
+    port instead of a free one (to restart a web app where its pages expect it); ``env`` more
+    settings (FD_* variables)."""
     port = port or free_port()
     log_path = s.state / "logs" / "bench-webapp.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     say(f"starting the bench's web app on port {port} (log {log_path})")
     root = code_root or str(REPO_ROOT)
-    env = dict(os.environ, PYTHONPATH=root, FD_WEBAPP_PORT=str(port), FD_WEBAPP_RATE_LIMIT=BENCH_RATE_LIMIT)
+    environ = dict(os.environ, PYTHONPATH=root, FD_WEBAPP_PORT=str(port), FD_WEBAPP_RATE_LIMIT=BENCH_RATE_LIMIT,
+                   **(env or {}))
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "webapp"], env=env, cwd=root, start_new_session=True,
+        proc = subprocess.Popen([sys.executable, "-m", "webapp"], env=environ, cwd=root, start_new_session=True,
                                 stdout=log, stderr=subprocess.STDOUT)
     url = f"http://{s.host}:{port}"
     try:

@@ -145,6 +145,13 @@ def worker_class(s: Settings, capacity: int):
                 self.refused.clear()
                 Worker.last_summary = time.monotonic()
 
+        def handle_exit(self, sig, frame):
+            # On SIGTERM (a restart, `make down`) close every Socket.IO connection at once: its
+            # page reconnects (to the next web app) and asks for its pending answer again, instead
+            # of hanging on a socket gunicorn would hold open until its graceful timeout.
+            gevent.spawn(close_socketio_connections)
+            super().handle_exit(sig, frame)
+
         def timeout_ctx(self):
             # gunicorn wraps the read of each request's line and headers in this: a client that
             # has not sent them within the deadline is closed (the first request or the next one
@@ -152,6 +159,17 @@ def worker_class(s: Settings, capacity: int):
             return gevent.Timeout(s.webapp_header_timeout_s, False)
 
     return Worker
+
+
+def close_socketio_connections() -> None:
+    """Close every Engine.IO connection of the process (not a Socket.IO disconnect, after which
+    a browser would not reconnect)."""
+    from webapp.sockets import socketio
+
+    if socketio.server is not None:
+        count = len(socketio.server.eio.sockets)
+        socketio.server.eio.disconnect()
+        log.info("closed %d Socket.IO connections before stopping", count)
 
 
 class BodyTimeout(Exception):

@@ -90,8 +90,10 @@ class Stores:
                     log.debug("archive counted: %d files, %d predictions in %.2f s", summary["files"],
                               summary["total"], summary["count_s"])
             except Exception as exc:  # HDFS down or restarting: the page says so, the next round retries
+                if self._archive_error is None:  # one line when it starts failing, not one per round
+                    log.warning("archive count failed (retried every %g s, logged again once it has worked): %s",
+                                every_s, exc)
                 self._archive_error = f"the HDFS archive could not be read ({type(exc).__name__}: {str(exc)[:200]})"
-                log.warning("archive count failed: %s", exc)
             sleep(every_s)
 
     # -- MLflow ------------------------------------------------------------------------------

@@ -147,3 +147,42 @@ def test_the_page_shows_its_answer_when_it_arrives_before_the_ack(platform, page
     assert order[-2:] == ["42", "43"], seen  # the order was forced: result, then ack
     assert page.is_hidden("#timeout")
     assert len(page.inner_text("#answer-uuid")) == 36
+
+
+def test_an_open_page_gets_its_pending_answer_across_a_web_app_restart(platform, page):
+    """The pushed prediction is lost (dropped on its way, as when the web app goes down at that
+    moment), then the web app restarts: the page pauses its wait, reconnects, asks again and
+    shows the stored answer. The page's timeout is 3 s here and the web app is down longer: the
+    old page said "No answer yet" (its timer ran on, and it asked once, before the answer was
+    stored)."""
+    from harness.own_webapp import own_webapp
+    from harness.ports import free_port
+
+    port, settings = free_port(), {"FD_WEBAPP_RESULT_TIMEOUT_S": "3"}
+    dropped = []
+
+    def route(ws):
+        server = ws.connect_to_server()
+        ws.on_message(server.send)
+
+        def from_server(message):
+            if isinstance(message, str) and message.startswith('42["prediction"') and not dropped:
+                dropped.append(message)
+                return
+            ws.send(message)
+
+        server.on_message(from_server)
+
+    page.route_web_socket("**/socket.io/**", route)
+    with own_webapp(platform, port=port, env=settings) as (url, _pid):
+        page.goto(url + "/")
+        fill_flight(page, dep_delay="33")
+        page.click("button[type=submit]")
+        wait_for(lambda: dropped, 30, "the prediction pushed to the page (and dropped)")
+    page.wait_for_function("document.getElementById('progress').textContent.includes('connection to the server was lost')",
+                           timeout=10_000)
+    page.wait_for_timeout(4_000)  # longer than the page's timeout
+    assert page.is_hidden("#timeout")
+    with own_webapp(platform, port=port, env=settings):
+        page.wait_for_selector("#answer:not([hidden])", timeout=30_000)
+    assert page.inner_text("#answer-uuid") in dropped[0]
