@@ -233,3 +233,44 @@ def test_bodies_are_read_whole_before_the_app_and_bounded():
     assert call(b"x" * 50, CONTENT_LENGTH="50")[0].startswith("413")
     assert call(b"x" * 50, HTTP_TRANSFER_ENCODING="chunked")[0].startswith("413")
     assert call(b"abc", HTTP_TRANSFER_ENCODING="chunked") == ("200 OK", b"ok") and seen["body"] == b"abc"
+
+
+GEVENT_BRIDGE = """
+from gevent import monkey; monkey.patch_all()
+import json, time, gevent, confluent_kafka
+from webapp.bridge import GeventThreads
+threads, got, ticks = GeventThreads(), [], []
+
+def blocking():  # what the Kafka loops do: block in C (no broker at port 1)
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": "127.0.0.1:1", "group.id": "t", "log_level": 0})
+    consumer.poll(1.5)
+    threads.to_server(got.append, "handed to the loop")
+
+def ticker():
+    for _ in range(40):
+        ticks.append(time.monotonic())
+        gevent.sleep(0.05)
+
+ticking = gevent.spawn(ticker)
+gevent.sleep(0.2)  # ticking
+threads.start(blocking, "kafka")
+ticking.join()
+while not got:
+    gevent.sleep(0.05)
+print(json.dumps({"gap": max(b - a for a, b in zip(ticks, ticks[1:])), "got": got}))
+"""
+
+
+def test_the_kafka_bridge_blocks_in_a_real_thread_not_the_gevent_loop():
+    """Under gevent, a Kafka poll run on the server's loop would stop every connection for its
+    whole timeout; in gevent's thread pool the loop keeps serving and gets the result handed over."""
+    import subprocess
+    import sys
+
+    from flightdelay.config import REPO_ROOT
+
+    out = subprocess.run([sys.executable, "-c", GEVENT_BRIDGE], capture_output=True, text=True, cwd=REPO_ROOT,
+                         timeout=60, env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"})
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    assert figures["got"] == ["handed to the loop"]
+    assert figures["gap"] < 0.5, figures  # the loop never stopped for the 1.5 s poll
