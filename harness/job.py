@@ -19,7 +19,7 @@ from infra.services.kafka import delete_topics, ensure_topics
 from infra.services.mongo import Mongo
 from infra.services.spark_connector import install_spark_connector
 
-QUERIES = 4  # predict and the three archive queries
+QUERIES = 5  # predict, the three archive queries and archive-scored
 
 
 class JobProcess:
@@ -32,7 +32,9 @@ class JobProcess:
                         FD_STATE_DIR=str(tmp / "state"),
                         FD_REQUEST_TOPIC=f"test-req-{sfx}", FD_RESPONSE_TOPIC=f"test-resp-{sfx}",
                         FD_DLQ_TOPIC=f"test-dlq-{sfx}", FD_MONGO_COLLECTION=f"test_predictions_{sfx}",
+                        FD_OUTCOME_TOPIC=f"test-outcome-{sfx}", FD_SCORED_TOPIC=f"test-scored-{sfx}",
                         FD_PREDICTION_ARCHIVE_PATH=f"/tmp/test-archive-{sfx}",
+                        FD_SCORED_ARCHIVE_PATH=f"/tmp/test-scored-{sfx}",
                         FD_MODEL_NAME=f"test_model_{sfx}",  # no champion: the shipped model serves
                         FD_SPARK_UI_PORT=str(free_port()), FD_ARCHIVE_TRIGGER="3 seconds",
                         FD_MODEL_POLL_S="2", FD_SPARK_DRIVER_MEMORY="1g")
@@ -63,11 +65,12 @@ class JobProcess:
 
     def discard(self) -> None:
         """Stop the job and remove what it wrote of its own: its collection (FerretDB scans whole
-        collections), its parquet archive and its topics. Its Cassandra rows stay: they are in
-        the platform's tables, under UUIDs of its own."""
+        collections), its parquet archives and its topics. Its Cassandra rows stay: they are in
+        the platform's tables, under UUIDs, a model name and an outcome stream of its own."""
         self.stop()
         mongo.drop_collection(self.settings)
         parquet.delete_archive(self.settings)
+        parquet.hdfs_client(self.settings).delete(self.settings.scored_archive_path, recursive=True)
         delete_topics(self.settings, self.settings.platform_topics)
 
     def kill9(self) -> None:

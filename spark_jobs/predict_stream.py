@@ -10,8 +10,11 @@ Queries (named in the Spark UI):
                      keeps long-running tasks reading Kafka: milliseconds instead of a
                      micro-batch's hundreds. FD_PREDICT_TRIGGER=microbatch is the fallback.
   archive-mongo      response topic -> MongoDB insert-if-absent by UUID (micro-batch, 1 s)
-  archive-cassandra  response topic -> Cassandra, UUID in both keys    (micro-batch, 1 s)
+  archive-cassandra  response topic -> Cassandra, UUID in both keys    (micro-batch, 1 s);
+                     and the outcome topic: each prediction scored against its flight's
+                     outcome, live metrics per model version (spark_jobs.outcomes)
   archive-hdfs       response topic -> parquet on HDFS by FlightDate   (micro-batch, FD_ARCHIVE_TRIGGER)
+  archive-scored     scored topic -> parquet on HDFS by FlightDate     (micro-batch, FD_ARCHIVE_TRIGGER)
 
 The archive queries read the response topic, not the request topic: a store outage stalls only
 its own query, which resumes from its checkpointed offsets, and the user-facing path never
@@ -20,9 +23,10 @@ response); every store write is keyed by UUID and the parquet query drops repeat
 When the registry alias moves, the predict query is restarted on the new model between
 batches; the application (and the archive queries) keep running.
 
-Modules by role: ``transform`` (validate, score, parse: pure frames), ``queries`` (the four
-streaming queries), ``supervisor`` (model hot-swap, restarts, status, priorities), ``sinks``
-(retries and dead letters around the store writers of ``flightdelay.stores``).
+Modules by role: ``transform`` (validate, score, parse: pure frames), ``queries`` (the
+prediction and archive queries), ``outcomes`` (the outcome join and archive-scored),
+``supervisor`` (model hot-swap, restarts, status, priorities), ``sinks`` (retries and dead
+letters around the store writers of ``flightdelay.stores``).
 """
 from __future__ import annotations
 

@@ -3,8 +3,10 @@
   predict            request topic -> validate -> features -> PipelineModel -> response topic
                      (or the dead-letter topic), real-time mode by default
   archive-mongo      response topic -> MongoDB, insert-if-absent by UUID (micro-batch)
-  archive-cassandra  response topic -> Cassandra, UUID in both keys      (micro-batch)
+  archive-cassandra  response topic -> Cassandra, UUID in both keys      (micro-batch), and the
+                     outcome topic joined with them (spark_jobs.outcomes)
   archive-hdfs       response topic -> parquet on HDFS by FlightDate      (micro-batch)
+  (archive-scored, the scored predictions' parquet archive, is in spark_jobs.outcomes)
 
 What each store holds and how it is written lives in ``flightdelay.stores``; here is only how
 the queries read Kafka, batch and hand records over.
@@ -63,14 +65,18 @@ def collect_records(batch: DataFrame) -> list[dict]:
 
 
 def start_store(spark: SparkSession, s: Settings, name: str, writer, stop,
-                forward_incomplete: bool = False) -> object:
+                forward_incomplete: bool = False, outcomes=None) -> object:
     """A micro-batch query writing complete predictions through ``writer`` (a store writer of
-    flightdelay.stores); what the store cannot take goes to the dead-letter topic."""
+    flightdelay.stores); what the store cannot take goes to the dead-letter topic. With
+    ``outcomes`` (``spark_jobs.outcomes.Outcomes``) it reads the outcome topic too and, once a
+    batch's predictions are written, joins the batch's outcomes and predictions."""
     dead_letters = sinks.DeadLetters(s)  # one producer for the query's life, not one per batch
 
     def write(batch: DataFrame, batch_id: int) -> None:
+        records = collect_records(batch)
+        records, outcome_records = outcomes.split(records) if outcomes else (records, [])
         complete, incomplete = [], []  # records keep _raw etc. for dead letters
-        for record in collect_records(batch):
+        for record in records:
             (complete if record.pop("complete") else incomplete).append(record)
         if incomplete:
             log.warning("%s batch %d: %d incomplete response records not stored%s", name, batch_id,
@@ -82,8 +88,12 @@ def start_store(spark: SparkSession, s: Settings, name: str, writer, stop,
         sinks.write_batch(writer, name, batch_id, complete, stop=stop,
                           reject=lambda record, reason: rejected.append((record, reason)))
         dead_letters.send(rejected)
+        if outcomes:
+            refused = {id(record) for record, _ in rejected}
+            outcomes.handle(name, batch_id, [r for r in complete if id(r) not in refused], outcome_records, stop)
 
-    predictions = parse_predictions(kafka_stream(spark, s, s.response_topic))
+    topics = ",".join([s.response_topic, *(outcomes.topics if outcomes else [])])
+    predictions = parse_predictions(kafka_stream(spark, s, topics), arrival=outcomes is not None)
     return (predictions.writeStream.queryName(name).foreachBatch(write)
             .option("checkpointLocation", checkpoint_dir(s, name))
             .trigger(processingTime=s.store_trigger).start())

@@ -35,9 +35,10 @@ def retry_forever(what: str, action: Callable[[], int], *, first_wait: float = 1
 
 
 class DeadLetters:
-    """Sends response records that cannot be archived to the dead-letter topic, with the reason
-    and where they came from (a record carries its _raw value, _topic, _partition, _offset).
-    One producer, made at the first dead letter and reused."""
+    """Sends records that cannot be archived or joined to the dead-letter topic, with the reason
+    and where they came from (a record carries its _raw value, _topic, _partition, _offset, and
+    may carry _key, its Kafka key, and _fields, messages per field). One producer, made at the
+    first dead letter and reused."""
 
     def __init__(self, s: Settings):
         self.s = s
@@ -49,9 +50,12 @@ class DeadLetters:
         if self._producer is None:
             self._producer = kafka.producer(self.s)
         for r, reason in records:
-            self._producer.produce(self.s.dlq_topic, key=(r.get("UUID") or "").encode() or None, value=json.dumps({
-                "reason": reason, "raw": r.get("_raw"), "topic": r.get("_topic"), "partition": r.get("_partition"),
-                "offset": r.get("_offset"), "rejected_at": int(time.time() * 1000)}).encode())
+            letter = {"reason": reason, "raw": r.get("_raw"), "topic": r.get("_topic"), "partition": r.get("_partition"),
+                      "offset": r.get("_offset"), "rejected_at": int(time.time() * 1000)}
+            if r.get("_fields"):
+                letter["fields"] = r["_fields"]
+            key = r.get("UUID") or r.get("_key") or ""
+            self._producer.produce(self.s.dlq_topic, key=key.encode() or None, value=json.dumps(letter).encode())
         if self._producer.flush(30):
             raise RuntimeError("the dead-letter topic did not acknowledge every rejected record")
 

@@ -17,7 +17,8 @@ from flightdelay.config import Settings
 from flightdelay.serving import AliasWatcher, ServedModel, load_registered, load_served_model
 from flightdelay.stores.cassandra import CassandraWriter
 from flightdelay.stores.mongo import MongoWriter
-from spark_jobs.queries import start_archive, start_predict, start_store
+from spark_jobs.outcomes import Outcomes, start_scored_archive
+from spark_jobs.queries import checkpoint_dir, start_archive, start_predict, start_store
 
 log = logging.getLogger("spark_jobs.supervisor")
 
@@ -45,12 +46,19 @@ class PredictionJob:
                 "archive-mongo": lambda: start_store(self.spark, s, "archive-mongo", MongoWriter(s),
                                                      self.stopping.is_set, forward_incomplete=True),
                 "archive-cassandra": lambda: start_store(self.spark, s, "archive-cassandra", CassandraWriter(s),
-                                                         self.stopping.is_set),
+                                                         self.stopping.is_set, outcomes=self.outcomes()),
                 "archive-hdfs": lambda: start_archive(self.spark, s),
+                "archive-scored": lambda: start_scored_archive(self.spark, s, checkpoint_dir(s, "archive-scored")),
             })
         for name, factory in self.factories.items():
             self.queries[name] = factory()
         self.write_status()
+
+    def outcomes(self) -> Outcomes:
+        """The outcome join of the archive-cassandra query: outcomes are validated against the
+        reference data of the model served now."""
+        return Outcomes(self.settings, self.served.name, lambda: self.served.reference,
+                        checkpoint_dir(self.settings, "archive-cassandra"))
 
     def swap_model(self, version: str) -> bool:
         """The alias moved to ``version`` (``self.watcher`` calls this): restart the predict

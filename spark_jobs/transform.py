@@ -58,18 +58,20 @@ def score(requests: DataFrame, served: ServedModel, s: Settings) -> DataFrame:
     )
 
 
-def parse_predictions(kafka_rows: DataFrame) -> DataFrame:
+def parse_predictions(kafka_rows: DataFrame, arrival: bool = False) -> DataFrame:
     """Response-topic rows -> one column per response field, the SOURCE_COLUMNS, and
     ``complete``: every non-optional field is there. Anything may be produced to a topic; an
     incomplete record is never archived, and the archive-mongo query forwards it to the
-    dead-letter topic."""
+    dead-letter topic. ``arrival`` adds ``_kafka_at`` (the record's Kafka timestamp, epoch ms)
+    and ``_key`` (its key as text), which the outcome join uses."""
     parsed = F.from_json(F.col("value").cast("string"), schema.RESPONSE_DDL)
     required = [F.col(n).isNotNull() for n in schema.RESPONSE_FIELDS if n not in schema.OPTIONAL_RESPONSE_FIELDS]
     complete = required[0]
     for condition in required[1:]:
         complete = complete & condition
+    extra = {"_kafka_at": F.unix_millis(F.col("timestamp")), "_key": F.col("key").cast("string")} if arrival else {}
     return (kafka_rows.select(parsed.alias("p"), F.col("value").cast("string").alias("_raw"),
                               F.col("topic").alias("_topic"), F.col("partition").alias("_partition"),
-                              F.col("offset").alias("_offset"))
-            .select("p.*", *SOURCE_COLUMNS)
+                              F.col("offset").alias("_offset"), *(c.alias(n) for n, c in extra.items()))
+            .select("p.*", *SOURCE_COLUMNS, *extra)
             .withColumn("complete", F.coalesce(complete, F.lit(False))))

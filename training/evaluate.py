@@ -7,6 +7,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from flightdelay import features
+from flightdelay.metrics import metrics_from_confusion
 from flightdelay.schema import LABEL_COLUMN, LABEL_SPLITS, LABELS
 
 
@@ -19,26 +20,6 @@ def confusion_matrix(scored: DataFrame, label_col: str, prediction_col: str = "p
     for row in rows:
         cm[row["t"]][row["p"]] += int(row["count"])
     return cm
-
-
-def metrics_from_confusion(cm: list[list[int]]) -> dict:
-    n = len(cm)
-    total = sum(map(sum, cm))
-    per_class = {}
-    for k in range(n):
-        tp = cm[k][k]
-        support = sum(cm[k])
-        predicted = sum(cm[t][k] for t in range(n))
-        precision = tp / predicted if predicted else 0.0
-        recall = tp / support if support else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class[k] = {"label": LABELS[k], "precision": precision, "recall": recall, "f1": f1,
-                        "support": support}
-    accuracy = sum(cm[k][k] for k in range(n)) / total if total else 0.0
-    weighted_f1 = sum(c["f1"] * c["support"] for c in per_class.values()) / total if total else 0.0
-    macro_f1 = sum(c["f1"] for c in per_class.values()) / n
-    return {"accuracy": accuracy, "weighted_f1": weighted_f1, "macro_f1": macro_f1,
-            "per_class": per_class, "confusion_matrix": cm, "rows": total}
 
 
 def labelled(frame: DataFrame) -> DataFrame:

@@ -46,6 +46,11 @@ def url(s: Settings) -> str:
     return f"{s.hdfs_url}{s.prediction_archive_path}"
 
 
+def scored_url(s: Settings) -> str:
+    """The archive of scored predictions (flightdelay.outcomes), laid out like the predictions'."""
+    return f"{s.hdfs_url}{s.scored_archive_path}"
+
+
 def hdfs_client(s: Settings, timeout: float = 30.0):
     """HdfsCLI over WebHDFS. Its requests session ignores HTTP(S)_PROXY variables: every
     service is on loopback and a proxy must not reroute the DataNode redirects."""
@@ -67,18 +72,20 @@ def delete_archive(s: Settings) -> None:
 
 
 # -- writing (Spark) ---------------------------------------------------------------------------
-def stream_writer(predictions, s: Settings):
-    """A DataStreamWriter of complete predictions (response fields only) to the archive; the
-    job names the query, its checkpoint and trigger. Repeats of a UUID (a replayed response)
-    are dropped within FD_ARCHIVE_DEDUP_WINDOW of requested_at; one file per flight date per
-    trigger (``coalesce(1)``) keeps HDFS free of a small-file storm."""
+def stream_writer(predictions, s: Settings, *, path: str | None = None, time_column: str = "requested_at"):
+    """A DataStreamWriter of complete predictions (response fields only) to the archive (or of
+    other records with a UUID and a FlightDate to ``path``); the job names the query, its
+    checkpoint and trigger. Repeats of a UUID (a replayed response) are dropped within
+    FD_ARCHIVE_DEDUP_WINDOW of ``time_column``; one file per flight date per trigger
+    (``coalesce(1)``) keeps HDFS free of a small-file storm."""
     from pyspark.sql import functions as F
 
-    deduped = (predictions.withColumn("requested_ts", F.timestamp_millis(F.col("requested_at")))
-               .withWatermark("requested_ts", s.archive_dedup_window)
+    event_time = f"{time_column}_ts"
+    deduped = (predictions.withColumn(event_time, F.timestamp_millis(F.col(time_column)))
+               .withWatermark(event_time, s.archive_dedup_window)
                .dropDuplicatesWithinWatermark(["UUID"]))
     return (deduped.coalesce(1).writeStream.format("parquet").partitionBy(PARTITION_COLUMN)
-            .option("path", url(s)))
+            .option("path", path or url(s)))
 
 
 # -- reading -----------------------------------------------------------------------------------

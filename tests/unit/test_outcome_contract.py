@@ -1,10 +1,14 @@
 """The outcome contract (flightdelay.schema): one definition for the web app's door and the job,
 every bad field at once, what happened hangs together, the flight's identity, the actual class
-in the training label's buckets."""
+in the training label's buckets; the job's check of a message on the outcome topic."""
+import json
+
 import pytest
 
 from flightdelay import schema
 from flightdelay.schema import ValidationError, actual_class, flight_key, validate_outcome
+from spark_jobs.outcomes import Rejected, validate_message
+from spark_jobs.validate import MAX_MESSAGE_BYTES
 
 FLOWN = {"Carrier": "UA", "FlightNum": 1545, "Origin": "EWR", "Dest": "IAH", "FlightDate": "2013-11-01",
          "CRSDepTime": 529, "DepDelay": 2.0, "ArrDelay": -10.0}
@@ -70,3 +74,22 @@ def test_the_flight_key_is_the_same_from_a_request_a_prediction_and_an_outcome()
 def test_the_scored_record_schema_names_every_field_once():
     assert len(set(schema.SCORED_FIELDS)) == len(schema.SCORED_FIELDS)
     assert schema.SCORED_DDL.count(",") == len(schema.SCORED_FIELDS) - 1
+
+
+@pytest.mark.parametrize("raw, reason", [
+    (None, "empty message"),
+    ("{nope", "message is not a JSON object"),
+    ('"text"', "message is not a JSON object"),
+    ("x" * (MAX_MESSAGE_BYTES + 1), "larger than"),
+    (json.dumps({**FLOWN, **ENVELOPE, "Cancelled": True}),
+     "invalid outcome: DepDelay: must be empty for a cancelled flight; ArrDelay: must be empty"),
+])
+def test_the_job_rejects_messages_with_the_reason(raw, reason):
+    with pytest.raises(Rejected, match=reason.replace("(", r"\(")):
+        validate_message(raw, None)
+
+
+def test_the_job_accepts_what_the_web_app_produces():
+    clean = validate_outcome(FLOWN)
+    clean.update(outcome_id="6f9619ff-8b86-4d01-b42d-00cf4fc964ff", reported_at=1_800_000_000_000)
+    assert validate_message(json.dumps(clean), None) == clean
