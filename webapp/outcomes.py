@@ -1,6 +1,13 @@
 """Outcomes in the web app: ``POST /api/v1/outcomes`` (what flights really did, one or a batch,
 validated at the door with the one contract, ``schema.validate_outcome``, then produced to the
-outcome topic keyed by the flight)."""
+outcome topic keyed by the flight) and what the pages show of the live metrics (the model,
+history and status pages include the partial templates of ``templates/outcomes/``, which call
+the template functions registered here).
+
+The live metrics are in Cassandra (``flightdelay.stores.outcomes``); each web process reads them
+through one lazily made session, and a Cassandra that does not answer makes a section say so
+for ``RETRY_S`` seconds instead of slowing every page.
+"""
 from __future__ import annotations
 
 import logging
@@ -8,9 +15,11 @@ import threading
 import time
 import uuid as uuidlib
 
-from flask import Blueprint, Flask, jsonify, request
+from flask import Blueprint, Flask, g, jsonify, request
 
-from flightdelay import schema
+from flightdelay import registry, schema
+from flightdelay.config import Settings
+from flightdelay.model_dir import SHIPPED, SHIPPED_VERSION
 from flightdelay.schema import ValidationError, validate_outcome
 from webapp import parts
 from webapp.predictions import submission_limit
@@ -21,10 +30,12 @@ bp = Blueprint("outcomes", __name__)
 
 MAX_BATCH = 100           # outcomes per POST
 DELIVERY_TIMEOUT_S = 10   # the broker's acknowledgement of a batch
+RETRY_S = 30.0            # after Cassandra failed, sections say so this long before asking again
+WALL_HOURS = 24           # the model page's wall-time chart: this many hours back
 
 
 def install(app: Flask, csrf) -> None:
-    """Register the route; the API is stateless, so no CSRF token."""
+    """Register the route and the template functions; the API is stateless, so no CSRF token."""
     app.register_blueprint(bp)
     csrf.exempt(bp)
 
@@ -106,6 +117,144 @@ def publish(bridge, topic: str, outcomes: list[dict]) -> None:
                          on_delivery=on_delivery)
     if not done.wait(DELIVERY_TIMEOUT_S + 1) or errors:
         raise RuntimeError(f"Kafka did not acknowledge every outcome: {errors[0] if errors else 'timed out'}")
+
+
+# -- what the pages show -----------------------------------------------------------------------
+class Reader:
+    """One Cassandra session per web process for the pages, made on first use."""
+
+    def __init__(self, s: Settings):
+        self.s = s
+        self._lock = threading.Lock()
+        self._session = None
+        self._failed_at = 0.0
+        self._error = ""
+
+    def session(self):
+        with self._lock:
+            if self._session is None:
+                if time.monotonic() - self._failed_at < RETRY_S:
+                    raise RuntimeError(self._error)
+                from flightdelay.stores import cassandra
+
+                try:
+                    self._session = cassandra.session(self.s, keyspace=self.s.cassandra_keyspace, timeout=5.0,
+                                                      metadata=False)[1]
+                except Exception as exc:  # Cassandra down: say so for a while
+                    self._failed_at = time.monotonic()
+                    self._error = f"Cassandra is not answering ({type(exc).__name__})"
+                    raise RuntimeError(self._error) from exc
+            return self._session
+
+
+_READERS: dict[Settings, Reader] = {}
+_HOLDOUT: dict[tuple[str, str], float | None] = {}
+
+
+def reader() -> Reader:
+    s = parts.settings()
+    if s not in _READERS:
+        _READERS[s] = Reader(s)
+    return _READERS[s]
+
+
+def holdout_accuracy(s: Settings, version: str) -> float | None:
+    """The holdout accuracy training logged for ``version`` (the shipped model's metrics.json for
+    ``default``); looked up once per version."""
+    key = (s.model_name, version)
+    if key not in _HOLDOUT:
+        try:
+            if version == SHIPPED_VERSION:
+                _HOLDOUT[key] = SHIPPED.load_metrics().get("holdout_accuracy")
+            else:
+                client = registry.client(s)
+                run = client.get_run(client.get_model_version(s.model_name, version).run_id)
+                _HOLDOUT[key] = run.data.metrics.get("holdout_accuracy")
+        except Exception as exc:  # MLflow not answering: leave it blank, ask again next time
+            log.warning("holdout accuracy of version %s not found: %s", version, exc)
+            return None
+    return _HOLDOUT[key]
+
+
+def rounded(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def metrics_view(m) -> dict:
+    return {"matched": m.matched, "correct": m.correct, "accuracy": rounded(m.accuracy),
+            "expected_accuracy": rounded(m.expected_accuracy), "macro_f1": rounded(m.macro_f1),
+            "cancelled": m.cancelled, "diverted": m.diverted, "predicted": m.predicted, "awaiting": m.awaiting,
+            "no_flight_number": m.no_flight_number, "confusion": m.matrix()}
+
+
+@bp.app_template_global()
+def live_model_section(served_version: str | None = None) -> dict:
+    """The model page's live section: per version that served, its live metrics beside its
+    holdout accuracy; live accuracy per flight date and per wall-time window, for the charts."""
+    from flightdelay.stores import outcomes as store
+
+    s = parts.settings()
+    try:
+        sess = reader().session()
+        totals = store.version_totals(sess, s.model_name)
+        now = int(time.time() * 1000)
+        by_date = store.flight_date_windows(sess, s.model_name, totals)
+        by_wall = store.wall_windows(sess, s.model_name, now - WALL_HOURS * 3_600_000, now)
+    except Exception as exc:  # Cassandra down: the section says so
+        log.warning("live metrics not readable: %s", exc)
+        return {"error": str(exc)}
+    versions = []
+    for version, m in sorted(totals.items(), key=lambda kv: (kv[0] != served_version, kv[0])):
+        versions.append({"version": version, "served": version == served_version,
+                         "holdout_accuracy": rounded(holdout_accuracy(s, version)), **metrics_view(m)})
+    shown = next((v for v in versions if v["matched"]), None)
+    series = {"flight_date": [{"t": start, "version": v, "accuracy": rounded(m.accuracy), "matched": m.matched,
+                               "expected": rounded(m.expected_accuracy)} for start, v, m in by_date if m.matched],
+              "wall": [{"t": start, "version": v, "accuracy": rounded(m.accuracy), "matched": m.matched,
+                        "expected": rounded(m.expected_accuracy)} for start, v, m in by_wall if m.matched],
+              "holdout": {v["version"]: v["holdout_accuracy"] for v in versions}}
+    return {"versions": versions, "confusion_of": shown, "series": series, "labels": schema.LABELS,
+            "window_s": s.outcome_window_s, "horizon_days": s.outcome_horizon_s / 86400}
+
+
+@bp.app_template_global()
+def outcome_of(uuid: str, uuids: list[str]) -> dict | None:
+    """The history page's outcome of one prediction (looked up once per page for all of its
+    ``uuids``): None while awaiting, {"error"} when Cassandra does not answer."""
+    if "outcomes_of_page" not in g:
+        from flightdelay.stores import outcomes as store
+
+        try:
+            g.outcomes_of_page = store.scored_by_uuid(reader().session(), uuids)
+        except Exception as exc:  # the column says it could not be read
+            log.warning("outcomes of the history page not readable: %s", exc)
+            g.outcomes_of_page = {"error": str(exc)}
+    found = g.outcomes_of_page
+    return {"error": found["error"]} if "error" in found else found.get(uuid)
+
+
+@bp.app_template_global()
+def outcome_stream_section() -> dict:
+    """The status page's outcome stream: the last hour's windows and the all-time counts."""
+    from flightdelay.stores import outcomes as store
+
+    s = parts.settings()
+    try:
+        sess = reader().session()
+        now = int(time.time() * 1000)
+        windows = store.stream_windows(sess, s.outcome_topic, now - 3_600_000, now)
+        total = store.stream_total(sess, s.outcome_topic)
+    except Exception as exc:  # Cassandra down: the section says so
+        log.warning("outcome stream counts not readable: %s", exc)
+        return {"error": str(exc)}
+    last_hour = None
+    if windows:
+        last_hour = windows[0][1]
+        for _, counts in windows[1:]:
+            last_hour.add(counts)
+    newest = windows[-1] if windows else None
+    return {"topic": s.outcome_topic, "total": total, "last_hour": last_hour, "newest": newest,
+            "window_s": s.outcome_window_s, "now": int(time.time() * 1000)}
 
 
 # -- the OpenAPI description (webapp/openapi.py adds it to the document) -------------------------
