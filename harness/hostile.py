@@ -34,6 +34,9 @@ async def _idle_client(url: str, source: str, stats: dict, stop: asyncio.Event, 
             return
         try:
             async with opened:  # at most so many handshakes at once
+                if sum(stats["failed"].values()) >= GIVE_UP_AFTER:  # (checked again: many waited here)
+                    stats["failed"]["not tried"] = stats["failed"].get("not tried", 0) + 1
+                    return
                 ws = await asyncio.wait_for(session.ws_connect(ws_url, autoping=True), timeout)
                 hello = await asyncio.wait_for(ws.receive_str(), timeout)
                 assert hello.startswith("0"), hello[:40]
