@@ -102,7 +102,7 @@ class Collector(threading.Thread):
 
 def send_at_rate(s, requests: list[dict], rate: float, sent: dict[str, float]) -> None:
     """Produce ``requests`` at ``rate``/s in 10 ms ticks; record each send time."""
-    producer = kafka.producer(s, {"linger.ms": 1, "acks": "1", "queue.buffering.max.messages": 1_000_000})
+    producer = kafka.producer(s, {"linger.ms": 1, "queue.buffering.max.messages": 1_000_000})
     began = time.monotonic()
     for i, request in enumerate(requests):
         due = began + i / rate
@@ -282,6 +282,12 @@ class BenchJob:
         self.job.discard()
 
 
+def memory_mb(groups) -> dict[str, int]:
+    """Resident memory of each process group (the same groups as the CPU shares) at the end of
+    the ramp, in MB."""
+    return {name: round(machine.rss_mb(machine.process_tree(*roots))) for name, roots in groups().items() if roots}
+
+
 def late_responses(collector: Collector, steps: list[dict]) -> int:
     """Responses that came, but after their step's grace: made, not in time."""
     return sum(1 for r in steps for u in r["sent_at"] if collector.arrived.get(u, 0) > r["cutoff"])
@@ -312,6 +318,7 @@ def run_realtime(tmp: Path, reference, args) -> dict:
             if not result["held"]:
                 break
             max_held = rate
+        memory = memory_mb(bench.cpu.groups)
         profile = None
         if recording:
             recording.stop()
@@ -328,7 +335,8 @@ def run_realtime(tmp: Path, reference, args) -> dict:
         engine = status.model.engine if status else None
     return {"engine": engine, "steady": public(steady), "ramp": [public(r) for r in steps[1:]], "max_held_per_s": max_held,
             "sent": len(sent_at), "responses": responses, "lost": len(sent_at) - responses, "late": late,
-            "duplicate_responses": collector.duplicates, **stores, **({"profile": profile} if profile else {})}
+            "duplicate_responses": collector.duplicates, **stores, "rss_mb": memory,
+            **({"profile": profile} if profile else {})}
 
 
 def run_microbatch(tmp: Path, reference, args) -> dict:
@@ -379,7 +387,9 @@ def main() -> int:
     signal.signal(signal.SIGTERM, interrupt)
     host = machine.before_bench(say)
     say("starting the servers")
-    launcher.up(load_settings(), by_name(with_needs(["kafka", "mongo", "cassandra", "hdfs", "mlflow"])))
+    s = load_settings()  # FD_CLUSTER=1: the clusters' nodes, and the Spark cluster the job then runs on
+    servers = ["kafka", "mongo", "cassandra", "hdfs", "mlflow"] + (["spark-master", "spark-worker"] if s.spark_standalone else [])
+    launcher.up(s, by_name(with_needs(servers), s))
     reference = load_reference()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         realtime = run_realtime(Path(tmp), reference, args)

@@ -20,6 +20,18 @@ ENV_PREFIX = "FD_"
 SERVER_HOSTS = ("kafka_host", "hdfs_host", "cassandra_host", "mongo_host", "mlflow_host", "nifi_host",
                 "airflow_host", "spark_master_host", "streaming_host")
 
+# FD_CLUSTER=1: where each node runs when its setting is empty. The whole 127.0.0.0/8 range is
+# loopback, so every node gets an address of its own and the servers' usual ports, as on hosts
+# of their own; the first addresses stay free for the single-node servers.
+CLUSTER_ADDRESSES = {
+    "kafka_hosts": "127.0.0.11,127.0.0.12,127.0.0.13",
+    "cassandra_hosts": "127.0.0.21,127.0.0.22,127.0.0.23",
+    "hdfs_host": "127.0.0.30",
+    "hdfs_datanode_hosts": "127.0.0.31,127.0.0.32",
+    "spark_master_host": "127.0.0.40",
+    "spark_worker_hosts": "127.0.0.41,127.0.0.42",
+}
+
 
 def _setting(default, doc: str):
     return field(default=default, metadata={"doc": doc})
@@ -37,6 +49,9 @@ class Settings:
     bench_results_dir: str = _setting(str(REPO_ROOT / "bench" / "results"),
                                       "where each bench appends its figures (one JSON line per run) for docs/performance.md")
     java17_home: str = _setting("/usr/lib/jvm/java-17-openjdk-amd64", "JDK for Kafka, HDFS, Cassandra, Spark")
+    cluster: int = _setting(0, "1: Kafka, Cassandra, HDFS and Spark run as multi-node clusters, each node on its own "
+                               "loopback address (FD_KAFKA_HOSTS, FD_CASSANDRA_HOSTS, FD_HDFS_DATANODE_HOSTS, "
+                               "FD_SPARK_WORKER_HOSTS); make up/down/status run them (docs/deployment.md)")
 
     # Where clients find each server (empty: FD_HOST). One machine: leave them empty; containers or
     # several hosts: the server's name on the network, e.g. FD_KAFKA_HOST=kafka.
@@ -61,6 +76,14 @@ class Settings:
     outcome_topic: str = _setting("flight-delay-ml-outcome", "topic of flight outcomes (what each flight really did)")
     scored_topic: str = _setting("flight-delay-ml-scored", "topic of predictions scored against their flight's outcome")
     topic_partitions: int = _setting(2, "partitions of each platform topic")
+    kafka_hosts: str = _setting("", "Kafka brokers, comma-separated: clients bootstrap from every one, FD_CLUSTER=1 "
+                                    "runs a broker on each (empty: FD_KAFKA_HOST; FD_CLUSTER=1: "
+                                    + CLUSTER_ADDRESSES["kafka_hosts"] + ")")
+    kafka_replication: int = _setting(0, "replication factor of the platform's topics (0: one copy per broker, at most 3)")
+    kafka_min_insync_replicas: int = _setting(0, "min.insync.replicas of the platform's topics: an acks=all write "
+                                                 "needs this many copies (0: replication factor - 1, at least 1)")
+    kafka_session_timeout_ms: int = _setting(8000, "a broker of several that misses heartbeats this long is fenced and "
+                                                   "its partition leaders move (one broker: 30 s, no one to move to)")
 
     # HDFS
     hdfs_rpc_port: int = _setting(8020, "HDFS NameNode RPC")
@@ -68,13 +91,32 @@ class Settings:
     hdfs_user: str = _setting("root", "user for WebHDFS calls")
     prediction_archive_path: str = _setting("/user/spark/prediction", "HDFS parquet archive of predictions")
     scored_archive_path: str = _setting("/user/spark/scored", "HDFS parquet archive of scored predictions")
+    hdfs_datanode_hosts: str = _setting("", "DataNodes FD_CLUSTER=1 runs, comma-separated, each a process of its own "
+                                            "(empty: one DataNode inside the NameNode's process; FD_CLUSTER=1: "
+                                            + CLUSTER_ADDRESSES["hdfs_datanode_hosts"] + ")")
+    hdfs_datanode_port: int = _setting(9866, "DataNode data transfer port (FD_CLUSTER=1: the n-th DataNode adds "
+                                             "10 * (n - 1): the NameNode tells DataNodes of one machine apart by it)")
+    hdfs_datanode_http_port: int = _setting(9864, "DataNode HTTP port (WebHDFS reads and writes are redirected there)")
+    hdfs_datanode_ipc_port: int = _setting(9867, "DataNode IPC port")
+    hdfs_replication: int = _setting(0, "dfs.replication of the files the platform writes (0: one copy per DataNode, "
+                                        "at most 3)")
 
     # Cassandra
     cassandra_port: int = _setting(9042, "Cassandra CQL native transport")
     cassandra_storage_port: int = _setting(7000, "Cassandra inter-node storage port")
-    cassandra_jmx_port: int = _setting(7199, "Cassandra JMX (local only)")
+    cassandra_jmx_port: int = _setting(7199, "Cassandra JMX (local only; FD_CLUSTER=1: node n on this + 100 * n)")
     cassandra_keyspace: str = _setting("flight_delay", "Cassandra keyspace of the platform")
     cassandra_batch_rows: int = _setting(20, "rows per unlogged batch written by the archive query")
+    cassandra_hosts: str = _setting("", "Cassandra contact points, comma-separated; FD_CLUSTER=1 runs a node on each "
+                                        "(empty: FD_CASSANDRA_HOST; FD_CLUSTER=1: "
+                                        + CLUSTER_ADDRESSES["cassandra_hosts"] + ")")
+    cassandra_datacenter: str = _setting("datacenter1", "the Cassandra datacenter of the nodes (the keyspace's "
+                                                        "replication and the clients' local datacenter)")
+    cassandra_replication: int = _setting(0, "replication factor of the keyspace (0: one copy per node, at most 3)")
+    cassandra_write_consistency: str = _setting("QUORUM", "consistency level of every write: QUORUM with replication "
+                                                          "3 stays correct with one node down (one replica: ONE)")
+    cassandra_read_consistency: str = _setting("QUORUM", "consistency level of every read: with QUORUM writes, a "
+                                                         "QUORUM read sees every acknowledged write")
 
     # MongoDB wire (FerretDB)
     mongo_port: int = _setting(27017, "MongoDB wire protocol (FerretDB)")
@@ -100,6 +142,8 @@ class Settings:
     spark_master_port: int = _setting(7077, "Spark standalone master RPC (FD_SPARK_CLUSTER=1)")
     spark_master_ui_port: int = _setting(8080, "Spark standalone master web UI and /json/ (FD_SPARK_CLUSTER=1)")
     spark_worker_ui_port: int = _setting(8081, "Spark standalone worker web UI (FD_SPARK_CLUSTER=1)")
+    spark_worker_hosts: str = _setting("", "Spark workers, comma-separated, one process each (empty: one worker on "
+                                           "FD_HOST; FD_CLUSTER=1: " + CLUSTER_ADDRESSES["spark_worker_hosts"] + ")")
     spark_worker_cores: int = _setting(4, "task slots a worker offers: real-time mode holds one per Kafka "
                                           "partition for the predict query, the archive queries need more")
     spark_worker_memory: str = _setting("1g", "memory a worker offers its executors")
@@ -159,13 +203,60 @@ class Settings:
     airflow_user: str = _setting("admin", "Airflow UI user; its password is generated once, printed by make up")
 
     def __post_init__(self):
+        # frozen: set once, while constructing
+        for name in ("hdfs_host", "spark_master_host"):
+            if self.cluster and not getattr(self, name):
+                object.__setattr__(self, name, CLUSTER_ADDRESSES[name])
         for name in (*SERVER_HOSTS, "spark_driver_host"):
             if not getattr(self, name):
-                object.__setattr__(self, name, self.host)  # frozen: set once, while constructing
+                object.__setattr__(self, name, self.host)
+
+    def _hosts(self, name: str, single: list[str]) -> list[str]:
+        """A comma-separated host list setting; empty: the cluster's addresses, or ``single``."""
+        value = getattr(self, name) or (CLUSTER_ADDRESSES[name] if self.cluster else "")
+        return [h.strip() for h in value.split(",") if h.strip()] or single
+
+    @property
+    def kafka_brokers(self) -> list[str]:
+        return self._hosts("kafka_hosts", [self.kafka_host])
 
     @property
     def kafka_bootstrap(self) -> str:
-        return f"{self.kafka_host}:{self.kafka_port}"
+        return ",".join(f"{host}:{self.kafka_port}" for host in self.kafka_brokers)
+
+    @property
+    def topic_replication(self) -> int:
+        return self.kafka_replication or min(3, len(self.kafka_brokers))
+
+    @property
+    def topic_min_insync(self) -> int:
+        return self.kafka_min_insync_replicas or max(1, self.topic_replication - 1)
+
+    @property
+    def cassandra_nodes(self) -> list[str]:
+        return self._hosts("cassandra_hosts", [self.cassandra_host])
+
+    @property
+    def keyspace_replication(self) -> int:
+        return self.cassandra_replication or min(3, len(self.cassandra_nodes))
+
+    @property
+    def hdfs_datanodes(self) -> list[str]:
+        """DataNodes of their own (empty: the one inside the NameNode's process)."""
+        return self._hosts("hdfs_datanode_hosts", [])
+
+    @property
+    def dfs_replication(self) -> int:
+        return self.hdfs_replication or min(3, max(1, len(self.hdfs_datanodes)))
+
+    @property
+    def spark_standalone(self) -> bool:
+        """Spark sessions submit to a standalone master (FD_SPARK_CLUSTER=1 or FD_CLUSTER=1)."""
+        return bool(self.spark_cluster or self.cluster)
+
+    @property
+    def spark_workers(self) -> list[str]:
+        return self._hosts("spark_worker_hosts", [self.host])
 
     @property
     def hdfs_url(self) -> str:
@@ -199,7 +290,7 @@ class Settings:
     @property
     def spark_master_url(self) -> str:
         """Where Spark sessions are submitted: the standalone master, or FD_SPARK_MASTER."""
-        if self.spark_cluster:
+        if self.spark_standalone:
             return f"spark://{self.spark_master_host}:{self.spark_master_port}"
         return self.spark_master
 
@@ -240,6 +331,12 @@ class Settings:
     @property
     def airflow_url(self) -> str:
         return f"http://{self.airflow_host}:{self.airflow_port}"
+
+    @property
+    def checkpoints(self) -> Path:
+        """The streaming job's checkpoints. They hold offsets of one Kafka cluster's topics, so
+        FD_CLUSTER=1 (other brokers, other topics) keeps checkpoints of its own."""
+        return self.state / "spark" / ("checkpoints-cluster" if self.cluster else "checkpoints")
 
     @property
     def streaming_status_file(self) -> Path:

@@ -100,7 +100,11 @@ def get_spark(s: Settings, app_name: str, *, ui: bool = False, long_running: boo
         + "-Dio.netty.tryReflectionSetAccessible=true",
         # A service logs; the console progress bar would fill its log with stage counters.
         "spark.ui.showConsoleProgress": "false",
-        "spark.hadoop.dfs.replication": "1",
+        "spark.hadoop.dfs.replication": str(s.dfs_replication),
+        # DataNodes are reached by the name they register (dfs.datanode.hostname: their own
+        # address), not by the address the NameNode saw them connect from: on one machine every
+        # DataNode connects from 127.0.0.1 whatever address it listens on.
+        "spark.hadoop.dfs.client.use.datanode.hostname": "true",
         "spark.hadoop.dfs.client.block.write.replace-datanode-on-failure.policy": "NEVER",
         "spark.log.level": "WARN",
         # base64() output in one line (dead-letter records carry the original bytes as base64).

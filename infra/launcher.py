@@ -11,7 +11,10 @@ Usage:
     python -m infra nifi-flow FILE        write NiFi's flow file (flow.json.gz) for these settings
 
 Without SERVICE names every server is meant (bootstrap: the stores, Kafka and MLflow; the Spark
-cluster only with FD_SPARK_CLUSTER=1). State (data, logs, pid files) lives in FD_STATE_DIR,
+cluster only with FD_SPARK_CLUSTER=1). With FD_CLUSTER=1, Kafka, Cassandra, HDFS and the Spark
+workers run as several nodes (kafka-1, kafka-2, ...; the server's name means all of its nodes);
+`down` stops the nodes and the single servers alike, `status` lists what the settings run and
+whatever else runs. State (data, logs, pid files) lives in FD_STATE_DIR,
 downloads in FD_CACHE_DIR; see ``python -m flightdelay.config``.
 """
 from __future__ import annotations
@@ -20,11 +23,12 @@ import argparse
 import logging
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from flightdelay.config import Settings, load_settings
 from infra.process import StackError, alive, read_tracked, spawn, tail, terminate
-from infra.services import REGISTRY, all_services, by_name, with_needs
+from infra.services import all_services, by_name, start_order, with_needs
 from infra.services.base import Service
 from infra.services.spark_connector import install_spark_connector
 
@@ -151,25 +155,47 @@ def status_line(s: Settings, svc: Service) -> str:
 def up(s: Settings, services: list[Service]) -> list[Service]:
     """Start ``services`` in order; return those this call started (for a matching teardown).
     A service with ``start_in_background`` starts while the ones after it start; it is waited
-    for at the end."""
+    for at the end. The nodes of a ``quorum`` cluster (Kafka's controllers) all start before
+    any is waited for: none answers before a majority runs."""
     started, starting = [], []
-    for svc in services:
-        if start(s, svc, wait=not svc.start_in_background):
-            started.append(svc)
-            if svc.start_in_background:
-                starting.append((svc, time.monotonic()))
+    for batch in start_batches(services):
+        spawned = []
+        # A quorum's running nodes wait for the others to answer: start those first.
+        for svc in sorted(batch, key=lambda svc: len(batch) > 1 and is_up(s, svc)):
+            waits = not svc.start_in_background and len(batch) == 1
+            began = time.monotonic()
+            if start(s, svc, wait=waits):
+                started.append(svc)
+                if not waits:
+                    (starting if svc.start_in_background else spawned).append((svc, began))
+        for svc, began in spawned:
+            finish_start(s, svc, began)
     for svc, began in starting:
         finish_start(s, svc, began)
     return started
+
+
+def start_batches(services: list[Service]) -> list[list[Service]]:
+    """``services`` in order, the consecutive nodes of one quorum cluster in one batch."""
+    batches: list[list[Service]] = []
+    for svc in services:
+        if svc.quorum and batches and batches[-1][0].quorum and batches[-1][0].cluster == svc.cluster:
+            batches[-1].append(svc)
+        else:
+            batches.append([svc])
+    return batches
 
 
 def down(s: Settings, services: list[Service]) -> None:
     """Stop ``services`` in reverse start order whatever order they were named in: a server
     stopped before a client of it (PostgreSQL before FerretDB) waits out its grace for the
     client's connections to close."""
-    order = list(REGISTRY)
-    stopped = [svc.name for svc in sorted(services, key=lambda svc: order.index(svc.name), reverse=True)
-               if stop(s, svc)]
+    stopped = []
+    for batch in start_batches(sorted(services, key=start_order, reverse=True)):
+        # A quorum's nodes stop together: the last broker alone would wait for a controller
+        # quorum that is gone to acknowledge its shutdown, until SIGKILLed.
+        with ThreadPoolExecutor(len(batch)) as pool:
+            stopped += [svc.name for svc, done in zip(batch, pool.map(lambda svc: stop(s, svc), batch)) if done]
     print(f"stopped: {', '.join(stopped)}" if stopped else "nothing to stop", flush=True)
 
 
@@ -183,10 +209,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "nifi-flow":
         return write_nifi_flow(s, args.services)
     if args.services:  # `up mongo` also starts the PostgreSQL it stores in
-        services = by_name(with_needs(args.services) if args.action in ("up", "install") else args.services)
+        services = by_name(with_needs(args.services) if args.action in ("up", "install") else args.services, s)
     elif args.action == "bootstrap":
-        services = by_name(list(BOOTSTRAPPED))
-    else:  # down and status also cover what other settings enable (e.g. a cluster started earlier)
+        services = by_name(list(BOOTSTRAPPED), s)
+    elif args.action == "status":  # what these settings run, and whatever else runs (e.g. a cluster)
+        services = [svc for svc in all_services() if svc.enabled(s) or is_up(s, svc)]
+    else:  # down also covers what other settings enable (e.g. a cluster started earlier)
         services = all_services(s if args.action in ("up", "install") else None)
     try:
         if args.action == "bootstrap":

@@ -128,6 +128,24 @@ def _reap(pid: int) -> None:
         pass
 
 
+def until(predicate, timeout: float, what: str, interval: float = 1.0):
+    """Ask ``predicate`` every ``interval`` s until it returns something truthy and return that;
+    an exception counts as "not yet". StackError naming ``what`` (and the last exception) after
+    ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value, error = predicate(), None
+        except Exception as exc:  # the server is still starting or electing: ask again
+            value, error = None, exc
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise StackError(f"timed out after {timeout:.0f} s waiting for {what}"
+                             + (f" (last: {type(error).__name__}: {error})" if error else ""))
+        time.sleep(interval)
+
+
 def tail(path: Path, lines: int = 25) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 def checkpoint_dir(s: Settings, query: str) -> str:
-    return str(s.state / "spark" / "checkpoints" / query)
+    return str(s.checkpoints / query)
 
 
 def kafka_stream(spark: SparkSession, s: Settings, topic: str, *, limit: bool = True) -> DataFrame:
@@ -46,7 +46,7 @@ def kafka_stream(spark: SparkSession, s: Settings, topic: str, *, limit: bool = 
 def start_predict(spark: SparkSession, s: Settings, served: ServedModel):
     realtime = s.predict_trigger == "realtime"
     rows = score(kafka_stream(spark, s, s.request_topic, limit=not realtime), served, s)
-    writer = (rows.writeStream.queryName("predict").format("kafka").options(**kafka.spark_options(s))
+    writer = (rows.writeStream.queryName("predict").format("kafka").options(**kafka.spark_sink_options(s))
               .option("kafka.linger.ms", str(s.predict_linger_ms))
               .option("checkpointLocation", checkpoint_dir(s, "predict"))
               .outputMode("update"))

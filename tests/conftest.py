@@ -38,11 +38,11 @@ class Stack:
         self.ready = set()
 
     def require(self, *names):
-        """Start ``names`` unless already up; return the Settings to reach them."""
-        for svc in by_name([n for n in with_needs(list(names)) if n not in self.ready]):
-            if launcher.start(self.settings, svc):
-                self.started.append(svc)
-            self.ready.add(svc.name)
+        """Start ``names`` unless already up (with FD_CLUSTER=1 a clustered server's name means
+        its nodes); return the Settings to reach them."""
+        wanted = [n for n in with_needs(list(names)) if n not in self.ready]
+        self.started += launcher.up(self.settings, by_name(wanted, self.settings))
+        self.ready.update(wanted)
         return self.settings
 
     def teardown(self):

@@ -108,7 +108,9 @@ def register_shipped(s: Settings) -> dict:
 
     metrics = SHIPPED.load_metrics()
     reference = load_reference(SHIPPED.reference)
-    spark = get_spark(s, "flightdelay-register-shipped")
+    # Local Spark whatever FD_SPARK_CLUSTER / FD_CLUSTER say: it reads the shipped model and three
+    # rows, and `make up` registers it before it starts a Spark cluster.
+    spark = get_spark(s, "flightdelay-register-shipped", extra={"spark.master": s.spark_master})
     try:
         model = PipelineModel.load(str(SHIPPED.pipeline))
         # A few real holdout flights as the model's input example (signature in the MLflow UI).

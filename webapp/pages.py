@@ -152,15 +152,19 @@ def model_plot(run_id: str, path: str):
 
 
 def service_checks(s) -> list[dict]:
+    """One row per service; with FD_CLUSTER=1 each cluster's row is followed by one per node."""
     ui = f"http://{s.host}"
+    nodes = {name: [{**row, "node": True} for row in rows] for name, rows in health.node_checks(s).items()}
     return [
-        {"name": "Kafka", "check": health.check_kafka, "url": None, "port": s.kafka_port},
+        {"name": "Kafka", "check": health.check_kafka, "url": None, "port": s.kafka_port}, *nodes.get("kafka", []),
         {"name": "MongoDB (FerretDB)", "check": health.check_mongo, "url": None, "port": s.mongo_port},
         {"name": "Cassandra", "check": health.check_cassandra, "url": None, "port": s.cassandra_port},
-        {"name": "HDFS", "check": health.check_hdfs, "url": f"{ui}:{s.hdfs_http_port}", "port": s.hdfs_http_port},
+        *nodes.get("cassandra", []),
+        {"name": "HDFS", "check": health.check_hdfs, "url": s.webhdfs_url, "port": s.hdfs_http_port},
+        *nodes.get("hdfs", []),
         {"name": "MLflow", "check": health.check_mlflow, "url": s.mlflow_uri, "port": s.mlflow_port},
         {"name": "Spark streaming job", "check": health.check_spark_ui, "url": f"{ui}:{s.spark_ui_port}",
-         "port": s.spark_ui_port},
+         "port": s.spark_ui_port}, *nodes.get("spark", []),
         {"name": "NiFi", "check": health.check_nifi, "url": f"{ui}:{s.nifi_port}/nifi", "port": s.nifi_port},
         {"name": "Airflow", "check": health.check_airflow, "url": f"{ui}:{s.airflow_port}", "port": s.airflow_port},
     ]

@@ -29,17 +29,46 @@ TABLES = ("predictions_by_uuid", "predictions_by_route_day")
 _IDENTIFIER = re.compile(r"[a-z][a-z0-9_]{0,47}")
 
 
-def session(s: Settings, *, keyspace: str | None = None, timeout: float = 10.0, metadata: bool = True):
-    """Return ``(cluster, session)`` for the local node; the caller calls ``cluster.shutdown()``."""
+# The execution profile of every write (the default profile is the reads'): each runs at its
+# consistency level setting (FD_CASSANDRA_WRITE_CONSISTENCY, FD_CASSANDRA_READ_CONSISTENCY).
+WRITE = "write"
+
+
+def consistency(name: str) -> int:
+    """A consistency level setting (ONE, QUORUM, LOCAL_QUORUM, ALL, ...) as the driver's value."""
+    from cassandra import ConsistencyLevel
+
+    try:
+        return ConsistencyLevel.name_to_value[name.strip().upper()]
+    except KeyError:
+        raise ValueError(f"unknown Cassandra consistency level {name!r}; one of "
+                         f"{', '.join(ConsistencyLevel.name_to_value)}") from None
+
+
+def session(s: Settings, *, keyspace: str | None = None, timeout: float = 10.0, metadata: bool = True,
+            node: str | None = None):
+    """Return ``(cluster, session)``; the caller calls ``cluster.shutdown()``.
+
+    Connects through every contact point (FD_CASSANDRA_HOSTS) and spreads requests over the
+    nodes of FD_CASSANDRA_DATACENTER, so a node down costs nothing but its share; ``node``
+    instead talks to that node alone (its health, or what it holds). Reads run at the read
+    consistency level (the default profile), writes through the ``WRITE`` profile."""
     from cassandra import ProtocolVersion
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-    from cassandra.policies import WhiteListRoundRobinPolicy
+    from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy, WhiteListRoundRobinPolicy
 
-    profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy([s.cassandra_host]),
-                               request_timeout=timeout)
+    hosts = [node] if node else s.cassandra_nodes
+
+    def profile(level: str) -> ExecutionProfile:
+        balancing = (WhiteListRoundRobinPolicy(hosts) if node
+                     else TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=s.cassandra_datacenter)))
+        return ExecutionProfile(load_balancing_policy=balancing, request_timeout=timeout,
+                                consistency_level=consistency(level))
+
     # Protocol v5 is Cassandra 5.0's default; naming it avoids the driver's downgrade warnings.
-    cluster = Cluster(contact_points=[s.cassandra_host], port=s.cassandra_port, protocol_version=ProtocolVersion.V5,
-                      execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+    cluster = Cluster(contact_points=hosts, port=s.cassandra_port, protocol_version=ProtocolVersion.V5,
+                      execution_profiles={EXEC_PROFILE_DEFAULT: profile(s.cassandra_read_consistency),
+                                          WRITE: profile(s.cassandra_write_consistency)},
                       connect_timeout=timeout, control_connection_timeout=timeout,
                       schema_metadata_enabled=metadata, token_metadata_enabled=metadata)
     try:
@@ -63,27 +92,52 @@ def quiet_driver():
 
 
 # -- schema ------------------------------------------------------------------------------------
-def schema_statements(keyspace: str) -> list[str]:
-    """The CQL statements of cassandra.cql for ``keyspace``, comments removed."""
+def schema_statements(keyspace: str, replication: int = 1, datacenter: str = "datacenter1") -> list[str]:
+    """The CQL statements of cassandra.cql for ``keyspace`` (``replication`` copies of each row
+    in ``datacenter``), comments removed."""
     if not _IDENTIFIER.fullmatch(keyspace):
         raise ValueError(f"keyspace name {keyspace!r} is not a valid CQL identifier "
                          "(lower-case letters, digits, underscore; at most 48 characters)")
-    text = Template(SCHEMA_FILE.read_text()).substitute(keyspace=keyspace)
+    text = Template(SCHEMA_FILE.read_text()).substitute(keyspace=keyspace, replication=replication,
+                                                        datacenter=datacenter.replace("'", "''"))
     lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
     return [stmt.strip() for stmt in "\n".join(lines).split(";") if stmt.strip()]
 
 
 def apply_schema(s: Settings) -> None:
-    """Create the keyspace and tables (every statement is IF NOT EXISTS: idempotent)."""
-    statements = schema_statements(s.cassandra_keyspace)
+    """Create the keyspace and tables (every statement is IF NOT EXISTS: idempotent), and give
+    an existing keyspace the replication the settings ask for."""
+    statements = schema_statements(s.cassandra_keyspace, s.keyspace_replication, s.cassandra_datacenter)
     cluster, sess = session(s, timeout=10.0)
     try:
         for statement in statements:
             sess.execute(statement, timeout=60.0)
+        ensure_replication(s, sess)
         if not cluster.control_connection.wait_for_schema_agreement():
             raise RuntimeError("schema did not reach agreement after applying cassandra.cql")
     finally:
         cluster.shutdown()
+
+
+def replication_map(s: Settings) -> dict[str, str]:
+    return {"class": "org.apache.cassandra.locator.NetworkTopologyStrategy",
+            s.cassandra_datacenter: str(s.keyspace_replication)}
+
+
+def ensure_replication(s: Settings, sess) -> None:
+    """ALTER the keyspace when its replication is not the settings' (CREATE ... IF NOT EXISTS
+    leaves an existing one as it was). Rows written before have their old copies only until a
+    repair (``nodetool repair``, docs/deployment.md)."""
+    row = sess.execute("SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = %s",
+                       [s.cassandra_keyspace]).one()
+    wanted = replication_map(s)
+    if row is None or dict(row.replication) == wanted:
+        return
+    log.warning("keyspace %s replication %s -> %s; run `nodetool repair %s` on each node for the rows "
+                "written before", s.cassandra_keyspace, dict(row.replication), wanted, s.cassandra_keyspace)
+    sess.execute(f"ALTER KEYSPACE {s.cassandra_keyspace} WITH replication = "
+                 f"{{'class': 'NetworkTopologyStrategy', '{s.cassandra_datacenter}': {s.keyspace_replication}}}",
+                 timeout=60.0)
 
 
 # -- writing -----------------------------------------------------------------------------------
@@ -152,7 +206,7 @@ class CassandraWriter:
             return 0
         sess = self.session()
         results = execute_concurrent(sess, self.batches(rows), concurrency=self.concurrency,
-                                     raise_on_first_error=True)
+                                     raise_on_first_error=True, execution_profile=WRITE)
         failed = [r for r in results if not r.success]
         if failed:
             raise RuntimeError(f"{len(failed)} Cassandra batches failed: {failed[0].result_or_exc}")

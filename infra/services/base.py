@@ -27,6 +27,13 @@ class Service:
     archive_store: bool = False
     # Nothing later in the start order needs it: `make up` starts the next servers meanwhile.
     start_in_background: bool = False
+    # A node of a cluster (FD_CLUSTER=1): the registry name of the server it is a node of (its
+    # place in the start order) and its number there.
+    cluster: str = ""
+    node: int = 0
+    # No node of the cluster answers before a majority of them runs (Kafka's controller quorum):
+    # `up` starts them all before waiting for any.
+    quorum: bool = False
 
     def enabled(self, s: Settings) -> bool:
         """Part of ``make up`` with these settings (a service named explicitly always is)."""

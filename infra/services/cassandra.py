@@ -1,4 +1,7 @@
-"""Apache Cassandra 5.0, one node on loopback, from the cassandra-all jars on Maven Central.
+"""Apache Cassandra 5.0 on loopback, from the cassandra-all jars on Maven Central: one node
+(``cassandra``), or with FD_CLUSTER=1 one node per address of FD_CASSANDRA_HOSTS (``cassandra-1``
+..., three by default) in one datacenter, every one of them a seed (any node restarts alone), one
+token each, spread evenly, and hinted handoff on.
 
 The bin tarball is not served by Maven Central, so this runs what ``bin/cassandra -f`` would:
 ``java <jvm17-server.options> -javaagent:jamm -cp lib/* org.apache.cassandra.service.CassandraDaemon``
@@ -13,7 +16,7 @@ from pathlib import Path
 from string import Template
 
 from flightdelay.config import REPO_ROOT, Settings
-from flightdelay.health import check_cassandra
+from flightdelay.health import check_cassandra, check_cassandra_node
 from flightdelay.stores import cassandra as cassandra_store
 from infra.process import StackError
 from infra.services.base import Service, java, java_env, maven_libs
@@ -63,13 +66,14 @@ JVM_OPTS = [
     "-Dio.netty.allocator.maxOrder=11",
     # Chronicle (audit log / full query log) would report usage to Google Analytics: never.
     "-Dchronicle.analytics.disable=true",
-    # One node, nobody to gossip with: do not wait for gossip to settle at start, nor announce the
-    # shutdown to peers (2 s) at stop.
-    "-Dcassandra.skip_wait_for_gossip_to_settle=0",
-    "-Dcassandra.shutdown_announce_in_ms=0",
     "-Dcassandra.superuser_setup_delay_ms=0",
     "-Dcassandra-foreground=yes",
 ]
+# One node, nobody to gossip with: do not wait for gossip to settle at start, nor announce the
+# shutdown to peers (2 s) at stop. A node of several does both: the others stop sending it
+# requests as soon as it says it is going, instead of after their failure detector's verdict.
+SINGLE_NODE_OPTS = ["-Dcassandra.skip_wait_for_gossip_to_settle=0", "-Dcassandra.shutdown_announce_in_ms=0"]
+TOKEN_RING = 2**64
 
 class Cassandra(Service):
     name = "cassandra"
@@ -89,13 +93,29 @@ class Cassandra(Service):
     def config_file(self, workdir: Path) -> Path:
         return workdir / "conf" / "cassandra.yaml"
 
+    def enabled(self, s: Settings) -> bool:
+        return not s.cluster
+
+    def host(self, s: Settings) -> str:
+        return s.host
+
+    def yaml_values(self, s: Settings) -> dict:
+        return {"cluster_name": "flightdelay-local", "seeds": f"{s.host}:{s.cassandra_storage_port}",
+                "initial_token": 0, "hinted_handoff": "false"}
+
     def prepare(self, s: Settings, workdir: Path) -> None:
         for sub in ("conf", "data", "commitlog", "saved_caches", "hints", "cdc_raw", "triggers", "logs"):
             (workdir / sub).mkdir(parents=True, exist_ok=True)
         yaml = Template((CONF / "cassandra.yaml").read_text()).substitute(
-            host=s.host, storage_port=s.cassandra_storage_port, native_port=s.cassandra_port,
-            workdir=str(workdir.resolve()))
+            host=self.host(s), storage_port=s.cassandra_storage_port, native_port=s.cassandra_port,
+            workdir=str(workdir.resolve()), **self.yaml_values(s))
         self.config_file(workdir).write_text(yaml)
+
+    def jmx_port(self, s: Settings) -> int:
+        return s.cassandra_jmx_port
+
+    def node_opts(self) -> list[str]:
+        return SINGLE_NODE_OPTS
 
     def command(self, s: Settings, workdir: Path) -> list[str]:
         lib = self.lib(s)
@@ -105,7 +125,7 @@ class Cassandra(Service):
         wd = workdir.resolve()
         return [
             *no_memory_lock(),
-            java(s), *JVM_OPTS,
+            java(s), *JVM_OPTS, *self.node_opts(),
             f"-javaagent:{jamm[-1]}",
             f"-XX:ErrorFile={wd / 'logs' / 'hs_err_pid%p.log'}",
             f"-Dcassandra.config={self.config_file(wd).as_uri()}",
@@ -113,8 +133,8 @@ class Cassandra(Service):
             f"-Dcassandra.logdir={wd / 'logs'}",
             f"-Dcassandra.triggers_dir={wd / 'triggers'}",
             f"-Dlogback.configurationFile={CONF / 'logback.xml'}",
-            # Local-only JMX (for nodetool), bound to loopback by Cassandra itself.
-            f"-Dcassandra.jmx.local.port={s.cassandra_jmx_port}",
+            # Local-only JMX (for nodetool), bound to 127.0.0.1 by Cassandra itself.
+            f"-Dcassandra.jmx.local.port={self.jmx_port(s)}",
             f"-Djava.rmi.server.hostname={s.host}",
             "-cp", f"{lib}/*", MAIN_CLASS,
         ]
@@ -128,10 +148,48 @@ class Cassandra(Service):
     def bootstrap(self, s: Settings) -> None:
         """The keyspace and prediction tables of flightdelay/stores/cassandra.cql (idempotent)."""
         try:
-            cassandra_store.apply_schema(s)
+            with cassandra_store.quiet_driver():  # other nodes of a cluster may still be starting
+                cassandra_store.apply_schema(s)
         except (ValueError, RuntimeError) as exc:
             raise StackError(f"cassandra: {exc}") from exc
         print(f"[cassandra] {cassandra_store.SCHEMA_FILE.name} applied to keyspace {s.cassandra_keyspace}", flush=True)
+
+
+class CassandraNode(Cassandra):
+    """Node ``node`` of the FD_CLUSTER=1 cluster, on its own address ``host``: its own data,
+    commit log and hints directories, the native and storage ports of every node; only its
+    JMX port (bound to 127.0.0.1 whatever the node's address) is FD_CASSANDRA_JMX_PORT + 100 * node."""
+
+    cluster = "cassandra"
+
+    def __init__(self, node: int, host: str):
+        self.node, self._host = node, host
+        self.name = f"cassandra-{node}"
+
+    def enabled(self, s: Settings) -> bool:
+        return bool(s.cluster)
+
+    def host(self, s: Settings) -> str:
+        return self._host
+
+    def url(self, s: Settings) -> str:
+        return f"{self._host}:{s.cassandra_port}"
+
+    def yaml_values(self, s: Settings) -> dict:
+        nodes = s.cassandra_nodes
+        return {"cluster_name": "flightdelay-cluster",
+                "seeds": ",".join(f"{h}:{s.cassandra_storage_port}" for h in nodes),
+                "initial_token": -2**63 + (self.node - 1) * (TOKEN_RING // len(nodes)),
+                "hinted_handoff": "true"}
+
+    def jmx_port(self, s: Settings) -> int:
+        return s.cassandra_jmx_port + 100 * self.node
+
+    def node_opts(self) -> list[str]:
+        return []
+
+    def probe(self, s: Settings) -> None:
+        check_cassandra_node(s, self._host, timeout=3.0)
 
 
 def no_memory_lock() -> list[str]:

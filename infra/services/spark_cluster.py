@@ -1,6 +1,8 @@
-"""A Spark standalone cluster from the pyspark installation: one master and one worker.
+"""A Spark standalone cluster from the pyspark installation: one master and one worker, or with
+FD_CLUSTER=1 one worker per address of FD_SPARK_WORKER_HOSTS (``spark-worker-1`` ..., two by
+default), each offering FD_SPARK_WORKER_CORES: one worker alone can run the whole job.
 
-Started only with ``FD_SPARK_CLUSTER=1``; the streaming job then submits to
+Started only with ``FD_SPARK_CLUSTER=1`` (or FD_CLUSTER=1); the streaming job then submits to
 ``spark://FD_SPARK_MASTER_HOST:FD_SPARK_MASTER_PORT`` instead of ``local[...]`` and its
 executors run in the worker's executor JVMs, as on a real cluster. pyspark ships ``bin/spark-class``
 and every jar the daemons need, so nothing is downloaded. The master's UI (and its JSON at
@@ -19,8 +21,7 @@ import os
 from pathlib import Path
 
 from flightdelay.config import Settings
-from flightdelay.health import http_get
-from infra.process import StackError
+from flightdelay.health import check_spark_master, check_spark_worker, http_get
 from infra.services.base import Service, java_env
 
 
@@ -39,12 +40,12 @@ def master_state(s: Settings, timeout: float = 2.0) -> dict:
     return json.loads(http_get(f"{s.spark_master_web_url}/json/", timeout))
 
 
-def daemon_env(s: Settings) -> dict[str, str]:
+def daemon_env(s: Settings, host: str) -> dict[str, str]:
     env = java_env(s)
     env.update({
         "SPARK_HOME": str(spark_home()),
         "SPARK_DAEMON_MEMORY": s.spark_daemon_memory,
-        "SPARK_LOCAL_IP": s.host,
+        "SPARK_LOCAL_IP": host,
         # The daemons must never pick up a spark-env.sh or spark-defaults.conf from elsewhere.
         "SPARK_CONF_DIR": str(s.state / "spark-conf"),
     })
@@ -58,7 +59,7 @@ class SparkMaster(Service):
     stop_grace = 15.0
 
     def enabled(self, s: Settings) -> bool:
-        return bool(s.spark_cluster)
+        return s.spark_standalone
 
     def port(self, s: Settings) -> int:
         return s.spark_master_port
@@ -70,16 +71,14 @@ class SparkMaster(Service):
         (s.state / "spark-conf").mkdir(parents=True, exist_ok=True)
 
     def command(self, s: Settings, workdir: Path) -> list[str]:
-        return [spark_class(s), "org.apache.spark.deploy.master.Master", "--host", s.host,
+        return [spark_class(s), "org.apache.spark.deploy.master.Master", "--host", s.spark_master_host,
                 "--port", str(s.spark_master_port), "--webui-port", str(s.spark_master_ui_port)]
 
     def env(self, s: Settings) -> dict[str, str]:
-        return daemon_env(s)
+        return daemon_env(s, s.spark_master_host)
 
     def probe(self, s: Settings) -> None:
-        status = master_state(s).get("status")
-        if status != "ALIVE":
-            raise StackError(f"master status {status}")
+        check_spark_master(s)
 
 
 class SparkWorker(Service):
@@ -88,26 +87,29 @@ class SparkWorker(Service):
     stop_grace = 30.0
 
     def enabled(self, s: Settings) -> bool:
-        return bool(s.spark_cluster)
+        return bool(s.spark_cluster) and not s.cluster
+
+    def host(self, s: Settings) -> str:
+        return s.host
 
     def port(self, s: Settings) -> int:
         return s.spark_worker_ui_port
 
     def url(self, s: Settings) -> str:
-        return f"http://{s.host}:{s.spark_worker_ui_port}"
+        return f"http://{self.host(s)}:{s.spark_worker_ui_port}"
 
     def prepare(self, s: Settings, workdir: Path) -> None:
         (workdir / "work").mkdir(parents=True, exist_ok=True)
         (s.state / "spark-conf").mkdir(parents=True, exist_ok=True)
 
     def command(self, s: Settings, workdir: Path) -> list[str]:
-        return [spark_class(s), "org.apache.spark.deploy.worker.Worker", "--host", s.host,
+        return [spark_class(s), "org.apache.spark.deploy.worker.Worker", "--host", self.host(s),
                 "--webui-port", str(s.spark_worker_ui_port), "--cores", str(s.spark_worker_cores),
                 "--memory", s.spark_worker_memory, "--work-dir", str(workdir / "work"),
                 f"spark://{s.spark_master_host}:{s.spark_master_port}"]
 
     def env(self, s: Settings) -> dict[str, str]:
-        env = daemon_env(s)
+        env = daemon_env(s, self.host(s))
         # Executors' own scratch space (shuffle, RocksDB state working copies) beside the worker's.
         env["SPARK_LOCAL_DIRS"] = str(s.state / self.name / "local")
         env.setdefault("PYSPARK_PYTHON", os.sys.executable)
@@ -115,10 +117,23 @@ class SparkWorker(Service):
 
     def probe(self, s: Settings) -> None:
         """Registered with the master and alive (the worker's own UI answers before that)."""
-        mine = [w for w in master_state(s).get("workers", [])
-                if w.get("state") == "ALIVE" and w.get("webuiaddress", "").endswith(f":{s.spark_worker_ui_port}")]
-        if not mine:
-            raise StackError("the worker has not registered with the master yet")
+        check_spark_worker(s, self.host(s))
+
+
+class SparkWorkerNode(SparkWorker):
+    """Worker ``node`` of the FD_CLUSTER=1 cluster on its own address ``host``."""
+
+    cluster = "spark-worker"
+
+    def __init__(self, node: int, host: str):
+        self.node, self._host = node, host
+        self.name = f"spark-worker-{node}"
+
+    def enabled(self, s: Settings) -> bool:
+        return bool(s.cluster)
+
+    def host(self, s: Settings) -> str:
+        return self._host
 
 
 def running_applications(s: Settings) -> list[dict]:

@@ -3,8 +3,8 @@ streaming job needs, written through the job's own writer (flightdelay.stores.ca
 row per request UUID in each table, rewritten in place when a batch is replayed.
 
 Each test writes to its own route (a fresh partition), so tests never see each other's rows; the
-rows are deleted again at the end of the module. On one node a write at consistency ONE is
-readable at once, so there is nothing to wait for.
+rows are deleted again at the end of the module. A write at QUORUM (on one node: that node) is
+readable at once by a read at QUORUM, so there is nothing to wait for.
 """
 import dataclasses
 import datetime as dt
@@ -93,12 +93,14 @@ def schema_of(session, keyspace):
     return tables, columns
 
 
-def test_keyspace_is_simple_strategy_rf1(cassandra_settings, session):
+def test_the_keyspace_has_one_copy_per_node_in_the_datacenter(cassandra_settings, session):
+    """One node: one copy (FD_CLUSTER=1: three nodes, three copies; test_cluster_faults)."""
+    s = cassandra_settings
     ks = session.execute("SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = %s",
-                         [cassandra_settings.cassandra_keyspace]).one()
-    assert ks is not None, f"keyspace {cassandra_settings.cassandra_keyspace} missing"
-    assert ks.replication["class"].endswith("SimpleStrategy")
-    assert ks.replication["replication_factor"] == "1"
+                         [s.cassandra_keyspace]).one()
+    assert ks is not None, f"keyspace {s.cassandra_keyspace} missing"
+    assert ks.replication["class"].endswith("NetworkTopologyStrategy")
+    assert ks.replication[s.cassandra_datacenter] == str(s.keyspace_replication) == str(len(s.cassandra_nodes))
 
 
 def test_both_tables_exist_with_the_uuid_in_the_primary_key(cassandra_settings, session):
