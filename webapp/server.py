@@ -119,6 +119,9 @@ def worker_class(s: Settings, capacity: int):
         last_summary = time.monotonic()
 
         def handle(self, listener, client, addr):
+            if not self.alive:  # stopping: a page reconnecting now would only be dropped again
+                client.close()
+                return
             address = addr[0] if isinstance(addr, tuple) and addr else "unknown"
             why = self.admission.enter(address)
             if why is not None:
