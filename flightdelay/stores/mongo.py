@@ -196,15 +196,20 @@ def update_summary(summary, docs: list[dict], coll=None) -> None:
     leaves a day counted (a history walk then looks at it and finds fewer rows) rather than rows
     no walk finds; a replayed batch is counted again: the counts are estimates, and the page
     says so."""
+    from pymongo import ReturnDocument
+
     total: Counter = Counter()
     days = summary_increments(docs)
+    slots_before: dict[str, int] = {}
     for day, inc in sorted(days.items()):
-        summary.update_one({"_id": day}, {"$inc": inc}, upsert=True)
+        before = summary.find_one_and_update({"_id": day}, {"$inc": inc}, upsert=True,
+                                             return_document=ReturnDocument.BEFORE) or {}
+        slots_before.update({f"{day}T{k[:2]}:{k[2]}": n for k, n in before.get("slots", {}).items()})
         total.update({k: v for k, v in inc.items() if not k.startswith(("hours.", "slots."))})
     if days:
         summary.update_one({"_id": ALL_DAYS}, {"$inc": dict(total), "$min": {"first": min(days)},
                                                "$max": {"last": max(days)}}, upsert=True)
-    update_fine_summary(summary, docs, coll)
+    update_fine_summary(summary, docs, coll, slots_before)
 
 
 def slot_id(slot: str) -> str:
@@ -215,20 +220,28 @@ def second_id(second: str) -> str:
     return f"sec:{second}"
 
 
-def update_fine_summary(summary, docs: list[dict], coll=None) -> None:
-    """Per 10-minute slot touched, one upsert of its summary (``slot:<slot>``: the total, per
+def update_fine_summary(summary, docs: list[dict], coll=None, slots_before: dict[str, int] | None = None) -> None:
+    """Per busy 10-minute slot touched (holding more than BUCKET_ROWS; ``slots_before``: each
+    slot's count before ``docs``), one upsert of its summary (``slot:<slot>``: the total, per
     second ``s.<MSS>``, per value of each SUMMARY_DIMENSIONS), so that a burst's slot is walked
     second by second; per second holding more than BUCKET_ROWS, one upsert of its own
     (``sec:<second>``: per hundredth ``c.<cc>``), so that a second at 10,000/s is walked a
-    hundredth at a time. A second becoming busy with this chunk first counts the hundredths of
-    its documents already stored (at most BUCKET_ROWS, one query)."""
+    hundredth at a time. A quiet slot gets none (the walk reads it whole): spread-out traffic
+    costs no upsert per slot. A slot or second becoming busy with this chunk first counts what
+    is stored of it (at most BUCKET_ROWS documents, one query)."""
     from pymongo import ReturnDocument
 
+    slots_before = slots_before or {}
     by_slot: dict[str, list[dict]] = {}
     for doc in docs:
         if "requested_sec" in doc:
             by_slot.setdefault(doc["requested_slot"], []).append(doc)
     for slot, group in sorted(by_slot.items()):
+        was_slot = slots_before.get(slot, 0)
+        if was_slot + len(group) <= BUCKET_ROWS:
+            continue
+        if 0 < was_slot <= BUCKET_ROWS and coll is not None:  # busy from now on: count what is stored of it
+            group = group + [d for d in coll.find({"requested_slot": slot}) if "requested_sec" in d]
         inc: Counter = Counter()
         by_second: dict[str, list[dict]] = {}
         for doc in group:
@@ -425,15 +438,16 @@ def buckets(day: str, day_doc: dict, filters: dict, cursor: dict | None, lookup=
             if slot_count * rate <= BUCKET_ROWS:
                 yield "requested_slot", slot_key
             else:
-                yield from slot_buckets(slot_key, filters, cursor, lookup)
+                yield from slot_buckets(slot_key, filters, cursor, lookup, slot_count)
 
 
-def slot_buckets(slot: str, filters: dict, cursor: dict | None, lookup):
+def slot_buckets(slot: str, filters: dict, cursor: dict | None, lookup, slot_count: int = 0):
     """A busy slot's buckets, newest first: the whole slot if its own summary says it holds few
-    matches (or it has none: written before these summaries), else each second, or each
-    hundredth of a busy second."""
+    matches, or if it has none or counts fewer than the day does (``slot_count``: written before
+    these summaries, or a crash between the two upserts), else each second, or each hundredth
+    of a busy second."""
     slot_doc = lookup(slot_id(slot))
-    if not slot_doc:
+    if not slot_doc or slot_doc.get("n", 0) < slot_count:
         yield "requested_slot", slot
         return
     bound = candidates(slot_doc, filters)
