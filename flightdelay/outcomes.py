@@ -254,7 +254,8 @@ class StreamCounts:
 
     @property
     def without_prediction(self) -> int:
-        """Reports that scored nothing and were not late: no prediction of their flight (yet)."""
+        """Reports that scored nothing and were not late: no prediction of their flight (yet), or
+        every one already scored by an earlier report of the flight (a repeated report)."""
         return max(0, self.outcomes - self.matched - self.late)
 
     @property

@@ -300,7 +300,8 @@ class Replay:
             self.progress()
 
     def play(self) -> dict:
-        self.follower.start()
+        if not self.follower.is_alive():  # a bench may start following earlier (its probe requests)
+            self.follower.start()
         if not self.follower.ready.wait(60):
             raise RuntimeError("the replay could not read the response topic")
         self.say(f"{sum(e.kind == REQUEST for e in self.events):,} flights, {len(self.events):,} events, "
