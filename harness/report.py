@@ -317,8 +317,8 @@ def bursts_text(r: dict) -> list[str]:
     if not r.get("bursts"):
         return []
     parts = [f"{num(b['predictions'])} at {num(b['rate_per_s'])}/s for {num(b['seconds'])} s" for b in r["bursts"]]
-    return ["", f"Bursty shape: of the {num(r['n'])}, {'; '.join(parts)} (each starting on a 10-minute slot's "
-                "boundary, one a day); the rest spread over the days, so newer traffic follows. The rows named "
+    return ["", f"Bursty shape: of the {num(r['n'])}, {'; '.join(parts)} (each starting on the boundary of a history "
+                "summary's slot, one a day); the rest spread over the days, so newer traffic follows. The rows named "
                 "after a burst are timed on its day: page 1 at the burst's end, the deeper page inside it."]
 
 
