@@ -27,6 +27,7 @@ from flightdelay.config import Settings
 
 log = logging.getLogger(__name__)
 DELIVERY_TIMEOUT_S = 10  # how long a request may wait for Kafka before the submitter is told to retry
+CONSUME_BATCH = 500  # messages the response consumer takes in one call at most
 
 
 class OsThreads:
@@ -113,28 +114,34 @@ class KafkaBridge:
         if not delivered.wait(DELIVERY_TIMEOUT_S + 1) or errors:
             raise RuntimeError(f"Kafka did not acknowledge request {request['UUID']}: "
                                f"{errors[0] if errors else 'timed out'}")
-        log.info("uuid=%s produced to %s", request["UUID"], self.settings.request_topic)
 
     def start_consumer(self, on_prediction: Callable[[dict], None],
                        on_rejection: Callable[[dict], None] | None = None) -> None:
-        """Run ``consume_responses`` in its own OS thread; the callbacks run on the server's loop."""
-        to_server = self.threads.to_server
-        self.threads.start(lambda: self.consume_responses(
-            lambda p: to_server(on_prediction, p),
-            (lambda r: to_server(on_rejection, r)) if on_rejection else None), "kafka-responses")
+        """Run ``consume_responses`` in its own OS thread; the callbacks run on the server's loop,
+        a batch of records at a time."""
+        def deliver(batch: list[tuple[str, dict]]) -> None:  # on the server's loop
+            for kind, record in batch:
+                try:
+                    (on_rejection if kind == "rejection" else on_prediction)(record)
+                except Exception:  # one record's failure must not lose the rest of its batch
+                    log.exception("delivering a %s failed", kind)
 
-    def consume_responses(self, on_prediction: Callable[[dict], None],
-                          on_rejection: Callable[[dict], None] | None = None) -> None:
-        """Loop until stop(): read predictions (and, with ``on_rejection``, the dead-letter
-        topic, where the job puts requests it refused) and pass each decoded one on."""
+        to_server = self.threads.to_server
+        self.threads.start(lambda: self.consume_responses(lambda batch: to_server(deliver, batch),
+                                                          rejections=on_rejection is not None), "kafka-responses")
+
+    def consume_responses(self, on_batch: Callable[[list[tuple[str, dict]]], None], rejections: bool = False) -> None:
+        """Loop until stop(): read predictions (and, with ``rejections``, the dead-letter topic,
+        where the job puts requests it refused) and pass what each poll got on, decoded, as
+        ("prediction" | "rejection", record) pairs."""
         group = f"webapp-{socket.gethostname()}-{os.getpid()}-{uuidlib.uuid4().hex[:6]}"
-        topics = [self.settings.response_topic] + ([self.settings.dlq_topic] if on_rejection else [])
+        topics = [self.settings.response_topic] + ([self.settings.dlq_topic] if rejections else [])
         while not self._stop.is_set():
             try:
                 consumer = kafka.consumer(self.settings, group, {
                     "auto.offset.reset": "latest", "enable.auto.commit": True, "fetch.wait.max.ms": 10})
                 consumer.subscribe(topics, on_assign=self._on_assign)
-                self._poll_loop(consumer, on_prediction, on_rejection)
+                self._poll_loop(consumer, on_batch)
                 consumer.close()
             except Exception:  # Kafka down or restarting: log, back off, reconnect
                 log.exception("response consumer failed; reconnecting in 2 s")
@@ -144,25 +151,31 @@ class KafkaBridge:
         log.info("response consumer assigned %s", [f"{p.topic}[{p.partition}]" for p in partitions])
         self.threads.to_server(self.consumer_ready.set)
 
-    def _poll_loop(self, consumer, on_prediction, on_rejection) -> None:
+    def _poll_loop(self, consumer, on_batch) -> None:
+        """``consume`` takes every message already fetched in one call, so a busy moment costs
+        this thread one turn on the GIL and the server's loop one wake-up, not one per message
+        (under the gevent server the loop holds the GIL most of the time and a thread waits up to
+        the switch interval for each turn)."""
         while not self._stop.is_set():
-            msg = consumer.poll(0.2)
-            if msg is None:
-                continue
-            if msg.error():
-                log.warning("response consumer: %s", msg.error())
-                continue
-            try:
-                record = json.loads(msg.value())
-            except (TypeError, ValueError):
-                log.error("undecodable message on %s offset %s", msg.topic(), msg.offset())
-                continue
-            if not isinstance(record, dict):
-                log.error("message on %s offset %s is not a JSON object", msg.topic(), msg.offset())
-            elif msg.topic() == self.settings.dlq_topic:
-                on_rejection(rejection_of(record, msg.key()))
-            else:
-                on_prediction(record)
+            batch = [decoded for decoded in map(self._decode, consumer.consume(CONSUME_BATCH, 0.2)) if decoded]
+            if batch:
+                on_batch(batch)
+
+    def _decode(self, msg) -> tuple[str, dict] | None:
+        if msg.error():
+            log.warning("response consumer: %s", msg.error())
+            return None
+        try:
+            record = json.loads(msg.value())
+        except (TypeError, ValueError):
+            log.error("undecodable message on %s offset %s", msg.topic(), msg.offset())
+            return None
+        if not isinstance(record, dict):
+            log.error("message on %s offset %s is not a JSON object", msg.topic(), msg.offset())
+            return None
+        if msg.topic() == self.settings.dlq_topic:
+            return "rejection", rejection_of(record, msg.key())
+        return "prediction", record
 
     def stop(self) -> None:
         self._stop.set()

@@ -38,6 +38,10 @@ def refuse_duplicate_keys(pairs):
     return seen
 
 
+# One decoder for every frame: json.loads with a hook builds a new decoder (and its scanner) per call.
+_STRICT_DECODER = json.JSONDecoder(object_pairs_hook=refuse_duplicate_keys)
+
+
 class strict_json:  # lower case: used as a module (python-socketio calls json.dumps / json.loads)
     """The JSON "module" of the Socket.IO server: the standard one, refusing repeated keys."""
 
@@ -47,7 +51,9 @@ class strict_json:  # lower case: used as a module (python-socketio calls json.d
 
     @staticmethod
     def loads(text, **kwargs):
-        return json.loads(text, object_pairs_hook=refuse_duplicate_keys, **kwargs)
+        if kwargs or not isinstance(text, str):
+            return json.loads(text, object_pairs_hook=refuse_duplicate_keys, **kwargs)
+        return _STRICT_DECODER.decode(text)
 
 
 def transport_limit(message_limit: int) -> int:

@@ -117,8 +117,9 @@ def submit(payload, *, before_publish=None) -> str:
         log.error("uuid=%s could not be produced: %s", request["UUID"], exc)
         raise Unavailable("the prediction service is unavailable, please retry in a moment",
                           request["UUID"]) from exc
-    log.info("uuid=%s accepted %s-%s on %s", request["UUID"], request["Origin"], request["Dest"],
-             request["FlightDate"])
+    # One line for the request's way in: Kafka has acknowledged it (the bridge logs nothing more).
+    log.info("uuid=%s accepted %s-%s on %s, produced to %s", request["UUID"], request["Origin"], request["Dest"],
+             request["FlightDate"], parts.settings().request_topic)
     return request["UUID"]
 
 

@@ -8,6 +8,7 @@ import os
 import secrets
 
 from flask import Flask, jsonify, request
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
 from flightdelay.config import Settings
@@ -77,7 +78,27 @@ def _unexpected(exc: Exception):
     return response
 
 
+OPENED_SESSION = "fd.opened_session"
+
+
+class ConnectionSessions(SecureCookieSessionInterface):
+    """The signed-cookie session, opened once per WSGI environ. Flask opens the session when a
+    request context is pushed, and Flask-SocketIO pushes one for every Socket.IO event on the
+    environ its connection started with, then replaces that session with its own copy made at
+    the first event: verifying the same cookie again for each event was ~12 % of the web app's
+    loop with 50 browsers submitting back to back (py-spy, docs/decisions.md). An HTTP request
+    has an environ of its own, so it still opens its cookie as before."""
+
+    def open_session(self, app, request):
+        opened = request.environ.get(OPENED_SESSION)
+        if opened is None:
+            opened = super().open_session(app, request)
+            request.environ[OPENED_SESSION] = opened
+        return opened
+
+
 def install(app: Flask) -> None:
+    app.session_interface = ConnectionSessions()
     app.after_request(_set_headers)
     app.register_error_handler(HTTPException, _json_error)
     app.register_error_handler(Exception, _unexpected)
