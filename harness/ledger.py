@@ -118,7 +118,19 @@ class Load(threading.Thread):
 class Topics(threading.Thread):
     """Reads the response and dead-letter topics from their ends at start (wait on ``ready``
     before producing): responses per UUID key, with the arrival time of the first, and dead
-    letters by key."""
+    letters by key.
+
+    A reader that stops reading would count every later answer as lost, so it watches itself:
+    librdkafka's consumer with a manual assignment occasionally stops fetching a partition for
+    good after its leader's broker restarts (confluentinc/librdkafka#5153, open; the fault
+    suite's reader went silent after its Kafka restart case while the platform kept answering).
+    Every ``CHECK_S`` it compares each partition's end with where it has read to; a partition
+    that has more to read and gave nothing for ``STALL_S`` gets a new consumer, assigned at
+    exactly the offsets read so far (nothing skipped, nothing read twice). ``reassignments``
+    counts those, ``skipped`` the offsets the consumer itself jumped over (an offset reset)."""
+
+    CHECK_S = 5.0
+    STALL_S = 15.0
 
     def __init__(self, s: Settings):
         super().__init__(daemon=True, name="topics")
@@ -126,6 +138,9 @@ class Topics(threading.Thread):
         self.responses: Counter = Counter()
         self.first_response_at: dict[str, float] = {}
         self.dead_letters: dict[str, list[dict]] = {}
+        self.positions: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset to read
+        self.reassignments = 0
+        self.skipped = 0
         self.ready = threading.Event()
         self._halt = threading.Event()
 
@@ -139,30 +154,74 @@ class Topics(threading.Thread):
         uncommitted consumer back to "latest" and skip what arrived meanwhile."""
         from confluent_kafka import TopicPartition
 
-        consumer = kafka.consumer(self.s, f"ledger-{time.time_ns()}", {"enable.auto.commit": False})
+        consumer = self._consumer()
+        for topic in (self.s.response_topic, self.s.dlq_topic):
+            for p in consumer.list_topics(topic, timeout=30).topics[topic].partitions:
+                high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+                self.positions[(topic, p)] = high
+        consumer.assign([TopicPartition(t, p, offset) for (t, p), offset in self.positions.items()])
+        self.ready.set()
+        progress = dict.fromkeys(self.positions, time.monotonic())
+        next_check = time.monotonic() + self.CHECK_S
         try:
-            start = []
-            for topic in (self.s.response_topic, self.s.dlq_topic):
-                for p in consumer.list_topics(topic, timeout=30).topics[topic].partitions:
-                    high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
-                    start.append(TopicPartition(topic, p, high))
-            consumer.assign(start)
-            self.ready.set()
             while not self._halt.is_set():
                 for msg in kafka.arrived_messages(consumer, timeout=0.2):
                     if msg.error():
+                        log.info("response reader: %s", msg.error())
                         continue
-                    key = (msg.key() or b"").decode("utf-8", "replace")
-                    if msg.topic() == self.s.dlq_topic:
-                        try:
-                            self.dead_letters.setdefault(key, []).append(json.loads(msg.value()))
-                        except ValueError:
-                            self.dead_letters.setdefault(key, []).append({"undecodable": True})
-                        continue
-                    self.responses[key] += 1
-                    self.first_response_at.setdefault(key, time.monotonic())
+                    self._take(msg)
+                    progress[(msg.topic(), msg.partition())] = time.monotonic()
+                if time.monotonic() > next_check:
+                    stalled = self._stalled(consumer, progress)
+                    if stalled:
+                        log.warning("response reader stalled on %s: a new consumer from the offsets read so far",
+                                    ", ".join(stalled))
+                        consumer.close()
+                        consumer = self._consumer()
+                        consumer.assign([TopicPartition(t, p, offset) for (t, p), offset in self.positions.items()])
+                        self.reassignments += 1
+                        progress = dict.fromkeys(self.positions, time.monotonic())
+                    next_check = time.monotonic() + self.CHECK_S
         finally:
             consumer.close()
+
+    def _consumer(self):
+        return kafka.consumer(self.s, f"ledger-{time.time_ns()}", {"enable.auto.commit": False})
+
+    def _take(self, msg) -> None:
+        where = (msg.topic(), msg.partition())
+        expected = self.positions.get(where, msg.offset())
+        if msg.offset() > expected:
+            # Offsets of a compacted or transactional topic may have gaps; these topics have
+            # none, so a jump is the consumer resetting its position.
+            self.skipped += msg.offset() - expected
+            log.warning("response reader skipped offsets %d-%d of %s[%d]", expected, msg.offset() - 1, *where)
+        self.positions[where] = msg.offset() + 1
+        key = (msg.key() or b"").decode("utf-8", "replace")
+        if msg.topic() == self.s.dlq_topic:
+            try:
+                self.dead_letters.setdefault(key, []).append(json.loads(msg.value()))
+            except (TypeError, ValueError):
+                self.dead_letters.setdefault(key, []).append({"undecodable": True})
+            return
+        self.responses[key] += 1
+        self.first_response_at.setdefault(key, time.monotonic())
+
+    def _stalled(self, consumer, progress: dict) -> list[str]:
+        """Partitions with more to read than read, and nothing read for STALL_S."""
+        from confluent_kafka import KafkaException, TopicPartition
+
+        out = []
+        for (topic, p), offset in self.positions.items():
+            if time.monotonic() - progress[(topic, p)] < self.STALL_S:
+                continue
+            try:
+                high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5, cached=False)[1]
+            except KafkaException:  # its leader is being elected: ask at the next check
+                continue
+            if high > offset:
+                out.append(f"{topic}[{p}] at {offset} of {high}")
+        return out
 
     def answered(self, uuids) -> int:
         return sum(1 for u in uuids if self.responses.get(u))
