@@ -32,6 +32,15 @@ HISTORY_FILTERS = ("Route", "Carrier", "FlightDate", "model_version", "predictio
 # ``_id`` too: FerretDB's own unique index on it is a btree, so even a lookup by UUID (the
 # API's GET /predictions/<uuid>) scanned the table: 2.5 s at a million predictions.
 POSTGRES_GIN_FIELDS = ("_id", *BUCKET_FIELDS, "Route", "Carrier", "prediction")
+# The summary collection is read by ``_id`` alone (a day, a busy slot, a busy second): without an
+# index of its own every such lookup scanned its table, which grows with every busy second (one
+# summary each), so a walk or a count over many days paid a scan per day.
+POSTGRES_SUMMARY_GIN_FIELDS = ("_id",)
+
+
+def postgres_gin_fields(collection: str) -> dict[str, tuple[str, ...]]:
+    """The keys to GIN-index on FerretDB's tables of ``collection`` and of its summary."""
+    return {collection: POSTGRES_GIN_FIELDS, f"{collection}_days": POSTGRES_SUMMARY_GIN_FIELDS}
 # Indexes for a real MongoDB (docker-compose): the bucket keys. FerretDB gets none of these:
 # its own indexes are btree on ``_jsonb->'f'``, which no pushed-down query can use, and each
 # one costs insert time (docs/stores-and-querying.md).

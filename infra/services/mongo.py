@@ -145,13 +145,21 @@ def postgres_table(s: Settings, collection: str) -> str | None:
 
 
 def ensure_postgres_indexes(s: Settings, collection: str) -> list[str]:
-    """One GIN index per equality key of the history queries (mongo_store.POSTGRES_GIN_FIELDS)
-    on FerretDB's table of ``collection``: what its pushed-down ``_jsonb->'f' @> v`` can use.
+    """One GIN index per equality key of the history queries (mongo_store.postgres_gin_fields:
+    the prediction collection's keys, its summary's ``_id``) on FerretDB's tables of
+    ``collection`` and its summary: what its pushed-down ``_jsonb->'f' @> v`` can use.
     Invisible to MongoDB clients, dropped with the collection; idempotent.
 
     ``fastupdate = off``: with GIN's pending list (the default) every query also scans the
     list of recent inserts, up to 4 MB: 27 ms of a 28 ms hour lookup at a million predictions,
     against 1 ms once the list is merged (EXPLAIN ANALYZE, bench_queries)."""
+    changes = []
+    for name, fields in mongo_store.postgres_gin_fields(collection).items():
+        changes += ensure_gin_indexes(s, name, fields)
+    return changes
+
+
+def ensure_gin_indexes(s: Settings, collection: str, fields: tuple[str, ...]) -> list[str]:
     from infra.services.postgres import psql
 
     table = postgres_table(s, collection)
@@ -161,7 +169,7 @@ def ensure_postgres_indexes(s: Settings, collection: str) -> list[str]:
     have = set(psql(s, f"SELECT indexname FROM pg_indexes WHERE schemaname = '{s.mongo_database}' "
                        f"AND tablename = '{table}'").split())
     changes = []
-    for field in mongo_store.POSTGRES_GIN_FIELDS:
+    for field in fields:
         index = f"{table}_fd_gin_{field.lower()}"
         if index not in have:
             psql(s, f"CREATE INDEX IF NOT EXISTS \"{index}\" ON {qualified} USING gin ((_jsonb->'{field}')) "
