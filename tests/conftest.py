@@ -4,7 +4,7 @@ import pytest
 
 from flightdelay.config import load_settings
 from infra import launcher
-from infra.services import by_name, with_needs
+from infra.services import by_name, start_order, with_needs
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +41,8 @@ class Stack:
         """Start ``names`` unless already up (with FD_CLUSTER=1 a clustered server's name means
         its nodes); return the Settings to reach them."""
         wanted = [n for n in with_needs(list(names)) if n not in self.ready]
-        self.started += launcher.up(self.settings, by_name(wanted, self.settings))
+        services = sorted(by_name(wanted, self.settings), key=start_order)  # the Spark master before the job
+        self.started += launcher.up(self.settings, services)
         self.ready.update(wanted)
         return self.settings
 

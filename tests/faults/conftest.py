@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from flightdelay.config import load_settings
 from flightdelay.reference import load_reference
 from harness.ledger import Ledger, Topics
 from harness.progress import printer
@@ -18,6 +19,10 @@ from infra.services import by_name
 
 PLATFORM = ("kafka", "nifi", "mongo", "mlflow", "hdfs", "cassandra", "streaming", "webapp")
 RATE = 25.0  # requests per second of the background load: modest, as a fault test wants
+
+# The clusters' faults need FD_CLUSTER=1 (make test-cluster); the single-node faults need it off
+# (make test). Each run collects only its own file.
+collect_ignore = ["test_faults.py"] if load_settings().cluster else ["test_cluster_faults.py"]
 
 
 say = printer("faults")
@@ -62,7 +67,7 @@ class Report:
 def report(platform, request):
     r = Report()
     yield r
-    path = platform.state / "faults-report.json"
+    path = platform.state / getattr(request.module, "REPORT_FILE", "faults-report.json")
     path.write_text(json.dumps(r.cases, indent=1, default=str))
     writer = request.config.pluginmanager.getplugin("terminalreporter")
     for line in format_table(r.cases) + [f"(figures also in {path})"]:

@@ -20,19 +20,24 @@ COMPOSE = REPO_ROOT / "docker-compose.yml"
 DEPLOYMENT_DOC = REPO_ROOT / "docs" / "deployment.md"
 FIELDS = {env_name(f.name) for f in dataclasses.fields(Settings)}
 
-# The servers each host setting names, and the ports clients use there.
+# The servers each host setting names, and the ports clients use there (a list: every node).
 PORTS_OF_HOST = {
-    "kafka_host": ("kafka_port",),
+    "kafka_brokers": ("kafka_port",),
     "mongo_host": ("mongo_port",),
-    "cassandra_host": ("cassandra_port",),
+    "cassandra_nodes": ("cassandra_port",),
     "hdfs_host": ("hdfs_rpc_port", "hdfs_http_port"),
+    "hdfs_datanodes": ("hdfs_datanode_port", "hdfs_datanode_http_port"),
     "mlflow_host": ("mlflow_port",),
     "nifi_host": ("nifi_port",),
     "airflow_host": ("airflow_port",),
     "spark_master_host": ("spark_master_port", "spark_master_ui_port"),
+    "spark_workers": ("spark_worker_ui_port",),
     "streaming_host": ("spark_ui_port",),
 }
-STORES = ("kafka", "mongo", "cassandra", "hdfs-namenode", "hdfs-datanode", "mlflow")
+# The host settings a list of nodes replaces (the clusters).
+LISTED = {"kafka_host": "kafka_hosts", "cassandra_host": "cassandra_hosts"}
+STORES = ("kafka-1", "kafka-2", "kafka-3", "mongo", "cassandra-1", "cassandra-2", "cassandra-3", "hdfs-namenode",
+          "hdfs-datanode-1", "hdfs-datanode-2", "mlflow")
 
 
 @pytest.fixture(scope="module")
@@ -88,28 +93,54 @@ def test_every_server_the_platform_connects_to_is_there_on_the_settings_port(ser
     for name, svc in platform_services(services).items():
         s = load_settings(environ=env_of(svc))
         for host_field, port_fields in PORTS_OF_HOST.items():
-            target = getattr(s, host_field)
-            assert target in services, f"{name}: {env_name(host_field)}={target} is no service of the file"
-            exposed = {int(p) for p in services[target].get("expose", [])}
-            for port_field in port_fields:
-                assert getattr(s, port_field) in exposed, \
-                    f"{name} expects {target} on {env_name(port_field)}={getattr(s, port_field)}; it exposes {exposed}"
+            targets = getattr(s, host_field)
+            for target in targets if isinstance(targets, list) else [targets]:
+                assert target in services, f"{name}: {host_field} names {target}, no service of the file"
+                exposed = {int(p) for p in services[target].get("expose", [])}
+                for port_field in port_fields:
+                    assert getattr(s, port_field) in exposed, \
+                        f"{name} expects {target} on {env_name(port_field)}={getattr(s, port_field)}; it exposes {exposed}"
 
 
 def test_the_platform_containers_name_every_server(services):
     """No platform container falls back to FD_HOST for a server (0.0.0.0 in the image)."""
     for name, svc in platform_services(services).items():
-        missing = [env_name(h) for h in SERVER_HOSTS if env_name(h) not in env_of(svc)]
+        missing = [env_name(h) for h in SERVER_HOSTS if env_name(LISTED.get(h, h)) not in env_of(svc)]
         assert not missing, f"{name} does not set {missing}"
+
+
+def test_compose_runs_the_clusters_make_test_cluster_tests(services):
+    """The same nodes, copies and consistency as FD_CLUSTER=1, named by the same settings."""
+    s = load_settings(environ=env_of(services["webapp"]))
+    local = load_settings(environ={"FD_CLUSTER": "1"})
+    assert s.kafka_brokers == ["kafka-1", "kafka-2", "kafka-3"] and len(local.kafka_brokers) == 3
+    assert (s.topic_replication, s.topic_min_insync) == (local.topic_replication, local.topic_min_insync) == (3, 2)
+    assert len(s.cassandra_nodes) == len(local.cassandra_nodes) == 3
+    assert s.keyspace_replication == local.keyspace_replication == 3
+    assert (s.cassandra_write_consistency, s.cassandra_read_consistency) == ("QUORUM", "QUORUM")
+    assert len(s.hdfs_datanodes) == len(local.hdfs_datanodes) == 2 and s.dfs_replication == local.dfs_replication == 2
+    assert len(s.spark_workers) == len(local.spark_workers) == 2
+    voters = {env_of(services[b])["KAFKA_CONTROLLER_QUORUM_VOTERS"] for b in s.kafka_brokers}
+    assert voters == {"1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093"}
+    assert {env_of(services[b])["KAFKA_NODE_ID"] for b in s.kafka_brokers} == {"1", "2", "3"}
+    for b in s.kafka_brokers:
+        env = env_of(services[b])
+        assert env["KAFKA_DEFAULT_REPLICATION_FACTOR"] == env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "3"
+        assert env["KAFKA_MIN_INSYNC_REPLICAS"] == env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == "2"
+    hadoop = env_of(services["hdfs-namenode"])
+    assert hadoop["HDFS-SITE.XML_dfs.replication"] == str(s.dfs_replication)
+    for dn in s.hdfs_datanodes:
+        assert env_of(services[dn])["HDFS-SITE.XML_dfs.datanode.hostname"] == dn
 
 
 def test_the_streaming_job_runs_on_the_spark_cluster(services):
     s = load_settings(environ=env_of(services["streaming"]))
     assert s.spark_master_url == "spark://spark-master:7077"
     assert s.spark_driver_host == "streaming" and s.spark_ui_url == "http://streaming:4040"
-    assert "spark-master" in services and "spark-worker" in services
-    assert "container_name" not in services["spark-worker"] and "ports" not in services["spark-worker"], \
-        "a fixed name or host port would stop `--scale spark-worker=N`"
+    assert "spark-master" in services
+    for worker in s.spark_workers:
+        assert "spark://spark-master:7077" in services[worker]["command"] and worker in services[worker]["command"]
+        assert set(services["streaming"]["depends_on"]) >= {worker}
 
 
 def test_servers_have_healthchecks_and_dependents_wait_for_them(services):
@@ -131,7 +162,7 @@ def test_every_store_keeps_its_data_in_a_named_volume(compose, services):
 def test_the_init_service_runs_the_launchers_bootstrap(services):
     assert services["init"]["command"] == ["python", "-m", "infra", "bootstrap"]
     waits_for = set(services["init"]["depends_on"])
-    assert {"kafka", "mongo", "cassandra", "hdfs-datanode", "mlflow"} <= waits_for
+    assert set(STORES) - {"hdfs-namenode"} <= waits_for
 
 
 def pinned(path, pattern):
@@ -143,12 +174,14 @@ def tag(services, name):
 
 
 def test_images_are_the_versions_the_local_stack_pins(services):
-    assert tag(services, "kafka") == pinned("infra/kafka/pom.xml", r"<artifactId>kafka_2.13</artifactId>\s*<version>([^<]+)")
-    assert tag(services, "cassandra") == pinned("infra/cassandra/pom.xml",
-                                                r"<artifactId>cassandra-all</artifactId>\s*<version>([^<]+)")
+    assert tag(services, "kafka-1") == pinned("infra/kafka/pom.xml", r"<artifactId>kafka_2.13</artifactId>\s*<version>([^<]+)")
+    assert tag(services, "cassandra-1") == pinned("infra/cassandra/pom.xml",
+                                                  r"<artifactId>cassandra-all</artifactId>\s*<version>([^<]+)")
     spark = pinned("requirements.txt", r"(?m)^pyspark==(\S+)$")
     assert tag(services, "spark-master").startswith(spark + "-")
-    assert tag(services, "spark-worker") == tag(services, "spark-master")
+    for group in (("kafka-1", "kafka-2", "kafka-3"), ("cassandra-1", "cassandra-2", "cassandra-3"),
+                  ("spark-master", "spark-worker-1", "spark-worker-2"), ("hdfs-namenode", "hdfs-datanode-1", "hdfs-datanode-2")):
+        assert len({services[name]["image"] for name in group}) == 1, group
     assert tag(services, "nifi") == pinned("infra/services/nifi.py", r'NIFI_VERSION = "([^"]+)"')
     assert tag(services, "mlflow") == "v" + pinned("requirements.txt", r"(?m)^mlflow==(\S+)$")
     airflow = pinned("infra/services/airflow.py", r'AIRFLOW_VERSION = "([^"]+)"')
@@ -218,10 +251,10 @@ def test_the_nifi_flow_action_writes_what_the_launcher_deploys(tmp_path):
     from infra import launcher
     from nifi import deploy
 
-    s = load_settings(environ={"FD_KAFKA_HOST": "kafka", "FD_NIFI_ARCHIVE_DIR": "/nifi-archive"})
+    s = load_settings(environ={"FD_KAFKA_HOSTS": "kafka-1,kafka-2", "FD_NIFI_ARCHIVE_DIR": "/nifi-archive"})
     target = tmp_path / "flow.json.gz"
     assert launcher.write_nifi_flow(s, [str(target)]) == 0
     written = json.loads(gzip.decompress(target.read_bytes()))
     assert written == deploy.render_dataflow(s)
     values = {p["name"]: p["value"] for ctx in written["parameterContexts"] for p in ctx["parameters"]}
-    assert values["kafka.bootstrap.servers"] == "kafka:9092" and values["archive.directory"] == "/nifi-archive"
+    assert values["kafka.bootstrap.servers"] == "kafka-1:9092,kafka-2:9092" and values["archive.directory"] == "/nifi-archive"
