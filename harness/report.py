@@ -298,12 +298,18 @@ def replay(r: dict) -> list[str]:
             f"real times: {num(r['answered'])} answered, {num(r['resolved'])} resolved by their outcome "
             f"({num(r['scored'])} scored with a class, {num(r['cancelled'])} cancelled, {num(r['diverted'])} diverted), "
             f"{num(r['unresolved'])} unresolved; sent in {num(r['sending_s'])} s, all scored after {num(r['wall_s'])} s.",
-            "", *table(["flights/s predicted", "flights/s scored", "scoring lag p50 ms", "p99 ms",
-                        "predict p50 ms", "predict p99 ms"],
-                       [[r["predicted_per_s"], r["scored_per_s"], r["lag_p50_ms"], r["lag_p99_ms"], r["predict_p50_ms"],
-                         r["predict_p99_ms"]]]), "",
+            "", *table(["flights/s predicted", "flights/s scored", "scoring lag p50 ms", "p99 ms"],
+                       [[r["predicted_per_s"], r["scored_per_s"], r["lag_p50_ms"], r["lag_p99_ms"]]]), "",
             "Scoring lag: from the arrival on Kafka of the later of a prediction's two halves (its response, its "
-            "outcome) to the live metrics that count it. Predict: request produced -> response on Kafka, meanwhile. "
+            "outcome) to the live metrics that count it. The predict path (request produced -> response on Kafka): "
+            f"the replay's own requests, a burst, and probe requests at {num(r['probe_rate_per_s'])}/s: alone "
+            "before the replay, during the burst (until its every request was answered), then while the join "
+            "scored (until the last score):", "",
+            *table(["requests", "sent", "answered", "p50 ms", "p99 ms"],
+                   [["the replay's, in a burst", r["flights"], r["answered"], r["predict_p50_ms"], r["predict_p99_ms"]],
+                    *([f"probes, {name}", r[key]["sent"], r[key]["answered"], r[key]["p50_ms"], r[key]["p99_ms"]]
+                      for name, key in (("before the replay", "probe_before"), ("during the burst", "probe_burst"),
+                                        ("while the join scored", "probe_join")))]), "",
             "Resident memory of the job (the join runs in its Python driver), MB:", "",
             *table(["process", "before the replay", "peak during it"],
                    [["streaming job, Python driver", r["driver_rss_mb_before"], r["driver_rss_mb_peak"]],
@@ -317,8 +323,8 @@ def bursts_text(r: dict) -> list[str]:
     if not r.get("bursts"):
         return []
     parts = [f"{num(b['predictions'])} at {num(b['rate_per_s'])}/s for {num(b['seconds'])} s" for b in r["bursts"]]
-    return ["", f"Bursty shape: of the {num(r['n'])}, {'; '.join(parts)} (each starting on the boundary of a history "
-                "summary's slot, one a day); the rest spread over the days, so newer traffic follows. The rows named "
+    return ["", f"Bursty shape: of the {num(r['n'])}, {'; '.join(parts)} (each starting where a ten-minute slot starts, "
+                "one a day); the rest spread over the days, so newer traffic follows. The rows named "
                 "after a burst are timed on its day: page 1 at the burst's end, the deeper page inside it."]
 
 

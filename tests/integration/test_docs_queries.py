@@ -1,6 +1,8 @@
 """Every query example of docs/stores-and-querying.md, run as written against the real servers
 (only the addresses and the archive path are swapped for this stack's): pymongo, CQL on both
-Cassandra tables, Spark SQL over the parquet archive on HDFS, WebHDFS / hdfscli listings."""
+Cassandra tables, Spark SQL over the parquet archive on HDFS, WebHDFS / hdfscli listings; the
+outcome tables and the scored archive (with a model name, outcome stream and UUID of the test's
+own, so the platform's live metrics stay clean)."""
 import contextlib
 import dataclasses
 import io
@@ -9,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -31,7 +34,7 @@ DOC = REPO_ROOT / "docs" / "stores-and-querying.md"
 
 def examples() -> dict[str, str]:
     found = dict(EXAMPLE.findall(DOC.read_text()))
-    assert set(found) == {"pymongo", "cql", "spark-sql", "webhdfs"}, sorted(found)
+    assert set(found) == {"pymongo", "cql", "spark-sql", "webhdfs", "cql-outcomes", "spark-sql-scored"}, sorted(found)
     return found
 
 
@@ -124,3 +127,78 @@ def test_the_webhdfs_and_hdfscli_examples(archive, tmp_path):
     assert "FILE _fd_counts.json" in done.stdout
     assert "'FlightDate=2013-12-24'" in done.stdout  # CLIENT.list in hdfscli's interactive prompt
     assert '{"version":1' in done.stdout  # the aggregate, streamed by hdfscli download
+
+
+# -- outcomes and live metrics ------------------------------------------------------------------------
+SCORED_EXAMPLE_UUID = "0d2f6e4c-5b1a-4c3e-9f7d-2a6b8c1e4f90"
+
+
+def test_the_outcome_cql_examples(servers):
+    from flightdelay.outcomes import Join, prediction_of, report_of
+    from flightdelay.stores.outcomes import CassandraJoinStore
+
+    s = servers
+    own = uuid.uuid4().hex[:8]
+    name, stream, request_uuid = f"docs_model_{own}", f"docs-outcome-{own}", str(uuid.uuid4())
+    now = int(time.time() * 1000)
+    prediction = {**PREDICTION, "UUID": request_uuid, "FlightDate": "2013-11-01", "FlightNum": 1545,
+                  "model_name": name, "model_version": "7", "requested_at": now, "predicted_at": now}
+    writer = cassandra.CassandraWriter(s)
+    try:
+        writer.write([writer.convert(prediction)])
+    finally:
+        writer.reset()
+    store = CassandraJoinStore(s, name, stream)
+    join = Join(store, stream, 7 * 86400, 60)
+    outcome = {"outcome_id": str(uuid.uuid4()), "reported_at": now + 1000, "Carrier": "UA", "FlightNum": 1545,
+               "Origin": "EWR", "Dest": "IAH", "FlightDate": "2013-11-01", "CRSDepTime": 529, "DepDelay": 45.0,
+               "ArrDelay": 10.0, "Cancelled": False, "Diverted": False}  # 10 min late: class 2, as predicted
+    try:
+        join.process([prediction_of(prediction, now)], [], [], "docs:0")
+        join.process([], [report_of(outcome, now + 1000)], [], "docs:1")
+    finally:
+        store.reset()
+    code = (local(examples()["cql-outcomes"], s).replace("'flight_delay_rf'", f"'{name}'")
+            .replace("'flight-delay-ml-outcome'", f"'{stream}'").replace(SCORED_EXAMPLE_UUID, request_uuid)
+            .replace("flight_delay.", f"{s.cassandra_keyspace}."))
+    statements = [st.strip() for st in code.split(";") if st.strip()]
+    assert len(statements) == 4
+    cluster, sess = cassandra.session(s)
+    try:
+        total, by_date, scored, stream_rows = (list(sess.execute(st)) for st in statements)
+    finally:
+        cluster.shutdown()
+    assert [(r.model_version, r.matched, r.accuracy, r.expected_accuracy) for r in total] == [("7", 1, 1.0, 0.6)]
+    assert list(total[0].confusion)[2 * 4 + 2] == 1 and sum(total[0].confusion) == 1
+    assert [(r.model_version, r.matched, r.accuracy) for r in by_date] == [("7", 1, 1.0)]
+    assert [(r.prediction, r.actual_class, r.correct, r.arr_delay, r.status) for r in scored] == [
+        (2, 2, True, 10.0, "scored")]
+    assert [(r.outcomes, r.matched, r.late, r.invalid) for r in stream_rows] == [(1, 1, 0, 0)]
+
+
+@pytest.fixture(scope="module")
+def scored_archive(servers, spark, tmp_path_factory):
+    """A scratch archive of scored predictions written by Spark's parquet file sink."""
+    s = dataclasses.replace(servers, scored_archive_path=f"/tmp/test-readme-scored/{uuid.uuid4().hex}")
+    source = tmp_path_factory.mktemp("scored-source")
+    rows = [{"UUID": str(uuid.uuid4()), "FlightDate": day, "model_version": "default", "status": "scored",
+             "prediction": cls, "actual": actual, "correct": cls == actual, "probability": 0.5}
+            for day, cls, actual in (("2013-11-01", 2, 2), ("2013-11-01", 1, 2), ("2013-11-02", 0, 0))]
+    (source / "rows.json").write_text("\n".join(json.dumps(r) for r in rows))
+    (spark.readStream.schema("UUID STRING, FlightDate STRING, model_version STRING, status STRING, prediction INT, "
+                             "actual INT, correct BOOLEAN, probability DOUBLE").json(str(source))
+     .writeStream.format("parquet").partitionBy("FlightDate").option("path", parquet.scored_url(s))
+     .option("checkpointLocation", str(tmp_path_factory.mktemp("scored-checkpoint")))
+     .trigger(availableNow=True).start().awaitTermination(300))
+    yield s
+    parquet.hdfs_client(s).delete(s.scored_archive_path, recursive=True)
+
+
+def test_the_spark_sql_example_over_the_scored_archive(scored_archive):
+    s = scored_archive
+    code = examples()["spark-sql-scored"].replace("hdfs://127.0.0.1:8020", s.hdfs_url).replace(
+        "/user/spark/scored", s.scored_archive_path)
+    out = run_python(code)
+    assert re.search(r"\|default\s*\|2013-11-01\|2\s*\|0\.5\s*\|0\.5\s*\|", out), out
+    assert re.search(r"\|default\s*\|2013-11-02\|1\s*\|1\.0\s*\|0\.5\s*\|", out), out
+    assert re.search(r"\|\s*2\|\s*1\|\s*1\|", out) and re.search(r"\|\s*0\|\s*0\|\s*1\|", out), out
