@@ -152,13 +152,14 @@ def test_the_page_shows_its_answer_when_it_arrives_before_the_ack(platform, page
 def test_an_open_page_gets_its_pending_answer_across_a_web_app_restart(platform, page):
     """The pushed prediction is lost (dropped on its way, as when the web app goes down at that
     moment), then the web app restarts: the page pauses its wait, reconnects, asks again and
-    shows the stored answer. The page's timeout is 3 s here and the web app is down longer: the
-    old page said "No answer yet" (its timer ran on, and it asked once, before the answer was
-    stored)."""
+    shows the stored answer. The page's timeout is 8 s here (long enough for the web app to be
+    stopped while the page still waits, on a busy machine too; at 3 s the timer sometimes fired
+    before the connection closed) and the web app is down longer: the old page said "No answer
+    yet" (its timer ran on, and it asked once, before the answer was stored)."""
     from harness.own_webapp import own_webapp
     from harness.ports import free_port
 
-    port, settings = free_port(), {"FD_WEBAPP_RESULT_TIMEOUT_S": "3"}
+    port, settings = free_port(), {"FD_WEBAPP_RESULT_TIMEOUT_S": "8"}
     dropped = []
 
     def route(ws):
@@ -185,7 +186,7 @@ def test_an_open_page_gets_its_pending_answer_across_a_web_app_restart(platform,
         assert dropped, "the prediction was not pushed to the page within 30 s"
     page.wait_for_function("document.getElementById('progress').textContent.includes('connection to the server was lost')",
                            timeout=10_000)
-    page.wait_for_timeout(4_000)  # longer than the page's timeout
+    page.wait_for_timeout(9_000)  # longer than the page's timeout
     assert page.is_hidden("#timeout")
     with own_webapp(platform, port=port, env=settings):
         page.wait_for_selector("#answer:not([hidden])", timeout=30_000)
