@@ -30,19 +30,18 @@ import requests
 
 from flightdelay import health, kafka
 from flightdelay.stores import cassandra
-from harness.ledger import OUTPUTS, Load, present_in_cassandra, present_in_mongo, tally
+from harness.ledger import Load, present_in_cassandra, present_in_mongo
 from harness.traffic import sample_requests
 from harness.wait import wait_for
 from infra import launcher
 from infra.process import read_tracked
 from infra.services import by_name
 from infra.services.hdfs import _get_json
-from tests.faults.conftest import PLATFORM, RATE, say
+from tests.faults.conftest import EXACTLY_ONCE, PLATFORM, RATE, final_count, say
 
 REPORT_FILE = "faults-cluster-report.json"
 CLUSTER_PLATFORM = (*PLATFORM, "spark-master", "spark-worker")
 FAST = ("responses", "mongo", "cassandra_by_uuid", "cassandra_by_route_day")
-EXACTLY_ONCE = ("mongo", "cassandra_by_uuid", "cassandra_by_route_day", "parquet")
 SLOW_S = 1.0  # an answer later than this counts as disturbed
 CASES: dict[str, list[str]] = {}
 
@@ -331,18 +330,5 @@ def test_a_spark_worker_killed_under_load(platform, ledger, reference, report):
 
 def test_after_every_cluster_fault_one_record_per_store_and_nothing_lost(platform, ledger, report):
     """The final count over every output, the slow archives included."""
-    assert CASES, "no fault case ran"
-    every = [u for uuids in CASES.values() for u in uuids]
-    figures = ledger.settle(every, 300, outputs=OUTPUTS, progress=say)
-    counts = ledger.counts(every, OUTPUTS)
-    failures = []
-    for name, uuids in CASES.items():
-        case = tally(uuids, counts)
-        report.add(name, outputs={o: case[o] for o in OUTPUTS})
-        for output in OUTPUTS:
-            if case[output]["lost"]:
-                failures.append(f"{name}: {case[output]['lost']} lost in {output}")
-            if case[output]["duplicated"] and output in EXACTLY_ONCE:
-                failures.append(f"{name}: {case[output]['duplicated']} duplicated in {output}")
-    say(f"all cases: {json.dumps(figures)}")
+    failures = final_count(CASES, ledger, report)
     assert not failures, failures

@@ -19,18 +19,17 @@ import uuid as uuidlib
 import pytest
 
 from flightdelay import kafka
-from harness.ledger import OUTPUTS, Load, present_in_cassandra, present_in_mongo, tally
+from harness.ledger import Load, present_in_cassandra, present_in_mongo
 from harness.wait import wait_for
 from infra import launcher
 from infra.process import read_tracked
-from tests.faults.conftest import PLATFORM, RATE, Browser, restart, say, service
+from tests.faults.conftest import EXACTLY_ONCE, PLATFORM, RATE, Browser, final_count, restart, say, service
 
 FAST = ("responses", "mongo", "cassandra_by_uuid", "cassandra_by_route_day")
 # Keyed by UUID, so exactly one record each. The response topic (Spark's Kafka sink) and NiFi's
 # text archive (a log of that topic, ConsumeKafka commits offsets after its session) are
 # at-least-once: a replay after a crash, or an offset commit refused while Kafka's group
 # coordinator reloads, repeats lines. For them nothing may be lost; repeats are counted and shown.
-EXACTLY_ONCE = ("mongo", "cassandra_by_uuid", "cassandra_by_route_day", "parquet")
 OUTAGE_S = 30.0
 CASES: dict[str, list[str]] = {}  # case -> UUIDs of its accepted requests, for the final count
 
@@ -193,18 +192,5 @@ def test_streaming_job_sigkill_under_load(platform, ledger, reference, report):
 
 def test_after_every_fault_one_record_per_store_and_nothing_lost(platform, ledger, report):
     """The final count over every output, the slow archives included."""
-    assert CASES, "no fault case ran"
-    every = [u for uuids in CASES.values() for u in uuids]
-    figures = ledger.settle(every, 300, outputs=OUTPUTS, progress=say)
-    counts = ledger.counts(every, OUTPUTS)
-    failures = []
-    for name, uuids in CASES.items():
-        case = tally(uuids, counts)
-        report.add(name, outputs={o: case[o] for o in OUTPUTS})
-        for output in OUTPUTS:
-            if case[output]["lost"]:
-                failures.append(f"{name}: {case[output]['lost']} lost in {output}")
-            if case[output]["duplicated"] and output in EXACTLY_ONCE:
-                failures.append(f"{name}: {case[output]['duplicated']} duplicated in {output}")
-    say(f"all cases: {json.dumps(figures)}")
+    failures = final_count(CASES, ledger, report)
     assert not failures, failures
