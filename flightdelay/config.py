@@ -171,6 +171,27 @@ class Settings:
     store_nice: int = _setting(10, "CPU niceness of the stores (Cassandra, FerretDB, HDFS) and the job's "
                                    "store writers: on one shared machine the answer path gets the CPU first; 0: equal")
 
+    # Drift monitor (python -m monitor): live windows of predictions against the served model's training reference
+    monitor_topic: str = _setting("flight-delay-ml-monitor", "topic of the drift monitor's scores, one message per window")
+    monitor_group: str = _setting("flightdelay-monitor", "Kafka consumer group of the drift monitor")
+    monitor_starting_offsets: str = _setting("latest", "where the monitor starts reading the response topic without "
+                                                       "committed offsets: latest (live only) or earliest")
+    monitor_window_s: float = _setting(60.0, "a window closes after this many seconds (or FD_MONITOR_WINDOW_N)")
+    monitor_window_n: int = _setting(1000, "a window closes after this many predictions (or FD_MONITOR_WINDOW_S)")
+    monitor_min_window: int = _setting(300, "predictions of one model version a window needs for a drift verdict "
+                                            "(fewer: scores stored, verdict 'insufficient'; PSI's bias is ~bins/n)")
+    monitor_psi_moderate: float = _setting(0.1, "PSI from which a feature's shift is 'moderate'")
+    monitor_psi_significant: float = _setting(0.25, "PSI from which a feature's shift is 'significant' (an alert)")
+    monitor_psi_epsilon: float = _setting(1e-4, "share given to an empty bin in PSI (ln(0) otherwise)")
+    monitor_top_routes: int = _setting(20, "routes of the reference's route mix; the others are one bin 'other'")
+    monitor_min_outcomes: int = _setting(200, "matched outcomes needed before live accuracy is judged")
+    monitor_accuracy_drop: float = _setting(0.05, "live accuracy this far below the holdout's (0.05: 5 points) "
+                                                  "is an alert")
+    monitor_accuracy_lookback_s: float = _setting(3600.0, "live accuracy of a window: the live metrics' wall windows "
+                                                          "of this many seconds before its end")
+    monitor_backoff_max_s: float = _setting(30.0, "longest wait between retries while Kafka, Cassandra or MLflow "
+                                                  "does not answer")
+
     # Web app
     webapp_result_timeout_s: float = _setting(10.0, "seconds the page waits for a prediction before saying so")
     webapp_rate_limit: str = _setting("600 per minute", "submissions per client address, every route together")
@@ -300,7 +321,8 @@ class Settings:
 
     @property
     def platform_topics(self) -> tuple[str, ...]:
-        return (self.request_topic, self.response_topic, self.dlq_topic, self.outcome_topic, self.scored_topic)
+        return (self.request_topic, self.response_topic, self.dlq_topic, self.outcome_topic, self.scored_topic,
+                self.monitor_topic)
 
     @property
     def cache(self) -> Path:

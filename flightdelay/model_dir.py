@@ -1,5 +1,6 @@
 """The ``models/`` layout: a model folder holds ``pipeline_model/`` (the Spark PipelineModel),
-``reference.json`` (route table, airports, training statistics) and ``metrics.json``.
+``reference.json`` (route table, airports, training statistics), ``metrics.json`` and
+``monitor_reference.json`` (the training split's distributions the drift monitor compares with).
 
 ``SHIPPED`` is the default model in the clone (served as version ``SHIPPED_VERSION`` while the
 registry names no champion); training's ``--output DIR`` writes the same layout. Standard
@@ -30,6 +31,11 @@ class ModelDir:
     @property
     def reference(self) -> Path:
         return self.root / "reference.json"
+
+    @property
+    def monitor_reference(self) -> Path:
+        """The drift monitor's reference distributions (``flightdelay.drift``)."""
+        return self.root / "monitor_reference.json"
 
     @property
     def metrics(self) -> Path:

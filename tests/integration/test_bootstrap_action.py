@@ -20,7 +20,8 @@ def fresh(stack):
     sfx = uuidlib.uuid4().hex[:8]
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT),
                FD_REQUEST_TOPIC=f"test-boot-req-{sfx}", FD_RESPONSE_TOPIC=f"test-boot-resp-{sfx}",
-               FD_DLQ_TOPIC=f"test-boot-dlq-{sfx}", FD_CASSANDRA_KEYSPACE=f"test_boot_{sfx}",
+               FD_DLQ_TOPIC=f"test-boot-dlq-{sfx}", FD_MONITOR_TOPIC=f"test-boot-monitor-{sfx}",
+               FD_CASSANDRA_KEYSPACE=f"test_boot_{sfx}",
                FD_MONGO_COLLECTION=f"test_boot_{sfx}", FD_PREDICTION_ARCHIVE_PATH=f"/tmp/test-boot-{sfx}")
     s = load_settings(env)
     yield env, s
