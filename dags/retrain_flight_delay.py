@@ -17,7 +17,9 @@ beats the model being served.
 Every step runs in the platform's virtualenv (pyspark, MLflow) as a subprocess with the
 platform's interpreter (`Settings.platform_python`): Airflow's own environment never imports
 them. The streaming job polls the alias and serves a promoted version without a restart.
-Parameters (all optional): `data`, `sample`, `num_trees`, `max_depth`, `split_date`, `model_name`.
+Parameters (all optional): `data`, `sample`, `num_trees`, `max_depth`, `split_date`, `model_name`;
+an alert (``flightdelay.retrain_trigger``) adds `reason`, `window`, `scores`, and **check_data**
+logs them first: why this run started.
 """
 from __future__ import annotations
 
@@ -43,6 +45,11 @@ PARAMS = {
                         description="first holdout date: train on earlier flights, evaluate on the rest"),
     "model_name": Param(None, type=["null", "string"],
                         description="registered model (empty: FD_MODEL_NAME, the one the streaming job serves)"),
+    # Why the run started, set by an alert (flightdelay.retrain_trigger); logged by the first task.
+    "reason": Param(None, type=["null", "string"], description="why this run was started (an alert's reason)"),
+    "window": Param(None, type=["null", "string", "integer", "object"],
+                    description="the monitor window that raised the alert"),
+    "scores": Param(None, type=["null", "object"], description="the alerting window's scores"),
 }
 
 
@@ -79,6 +86,17 @@ def run_platform(module_args: list[str], params: dict) -> dict:
     return summary
 
 
+def why_started(params: dict, run_id: str, run_type: str) -> str:
+    """One line: what started this run and with which figures (an alert's conf, the weekly
+    schedule, or someone by hand)."""
+    if params.get("reason"):
+        return (f"run {run_id} started by an alert: {params['reason']}; window {params.get('window')}; "
+                f"scores {json.dumps(params.get('scores') or {}, sort_keys=True)}")
+    if run_type == "scheduled":
+        return f"run {run_id} started by the weekly schedule"
+    return f"run {run_id} started by hand ({run_type})"
+
+
 def data_args(params: dict) -> list[str]:
     args = ["--data", params["data"], "--split-date", params["split_date"]]
     return args + (["--sample", str(params["sample"])] if params.get("sample") else [])
@@ -107,7 +125,8 @@ def model_args(params: dict) -> list[str]:
 )
 def retrain_flight_delay():
     @task
-    def check_data(params=None) -> dict:
+    def check_data(params=None, dag_run=None) -> dict:
+        log.info("why: %s", why_started(params, dag_run.run_id, str(getattr(dag_run.run_type, "value", dag_run.run_type))))
         return run_platform(["training.train", "--check-data", *data_args(params)], params)
 
     @task(execution_timeout=dt.timedelta(hours=2))

@@ -133,6 +133,10 @@ class Settings:
     mlflow_port: int = _setting(5000, "MLflow tracking server and model registry")
     model_name: str = _setting("flight_delay_rf", "registered model name")
     model_alias: str = _setting("champion", "registry alias the streaming job serves")
+    challenger_alias: str = _setting("challenger", "registry alias of a version retrained on observed outcomes, "
+                                                   "waiting for a decision on live evidence (never served to users)")
+    observed_holdout_fraction: float = _setting(0.2, "retraining on observed outcomes holds out the newest flight "
+                                                     "dates holding at least this share of them for evaluation")
 
     # Spark and the streaming job
     spark_master: str = _setting("local[4]", "Spark master; real-time mode holds one task slot per Kafka partition")
@@ -222,6 +226,10 @@ class Settings:
     airflow_triggerer_log_port: int = _setting(8794, "Airflow triggerer log server")
     airflow_parallelism: int = _setting(2, "Airflow LocalExecutor worker processes (tasks at once)")
     airflow_user: str = _setting("admin", "Airflow UI user; its password is generated once, printed by make up")
+    retrain_dag_id: str = _setting("retrain_flight_delay", "the retraining DAG that alerts start "
+                                                          "(flightdelay.retrain_trigger)")
+    retrain_cooldown_s: float = _setting(3600.0, "after an alert's retraining run ends, further alerts start no "
+                                                 "new run for this many seconds")
 
     def __post_init__(self):
         # frozen: set once, while constructing
@@ -349,6 +357,11 @@ class Settings:
     @property
     def airflow_home(self) -> Path:
         return self.state / "airflow"
+
+    @property
+    def airflow_passwords_file(self) -> Path:
+        """The Airflow UI/API user's password, generated once by the launcher (mode 600)."""
+        return self.airflow_home / "simple_auth_manager_passwords.json"
 
     @property
     def airflow_url(self) -> str:
