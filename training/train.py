@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flightdelay import features
+from flightdelay import drift, features, registry
 from flightdelay.config import Settings, load_settings
 from flightdelay.model_dir import ModelDir
 from flightdelay.schema import LABEL_COLUMN, LABEL_SPLITS, LABELS
@@ -174,11 +174,15 @@ def train(args: argparse.Namespace, settings: Settings, spark) -> dict:
         metrics[f"holdout_recall_{k}"] = c["recall"]
         metrics[f"holdout_f1_{k}"] = c["f1"]
 
+    # The drift monitor's reference (issue 28 part A): the training split's distributions, as training left them.
+    monitor_reference = drift.reference_from_frame(model.transform(train_df), holdout_accuracy=holdout["accuracy"],
+                                                   top_routes=settings.monitor_top_routes, meta={"split": split})
     result = {"metrics": metrics, "model": model, "reference": reference, "test_raw": test_raw,
-              "test_df": test_df, "step": step}
+              "test_df": test_df, "step": step, "monitor_reference": monitor_reference}
     if args.output is not None:
         out = ModelDir(args.output)
         write_output(out, model, reference)
+        monitor_reference.save(out.monitor_reference)
         metrics["model_size_bytes"] = dir_size(out.pipeline)
         out.metrics.write_text(json.dumps(metrics, indent=1) + "\n")
         step("wrote %s (%.0f KB), %s, %s", out.pipeline, metrics["model_size_bytes"] / 1024,
@@ -216,6 +220,7 @@ def register_and_maybe_promote(args: argparse.Namespace, s: Settings, result: di
     metrics = result["metrics"]
     registered = tracking.log_and_register(s, args.experiment, metrics, result["model"], result["reference"],
                                            result["test_df"], data=args.data)
+    registry.client(s).log_dict(registered["run_id"], result["monitor_reference"].to_dict(), drift.ARTIFACT_PATH)
     summary = {"run_id": registered["run_id"], "version": registered["version"],
                "experiment_id": registered["experiment_id"], "model_name": s.model_name}
     if args.no_promote:
