@@ -14,6 +14,13 @@ beats the model being served.
   the version get tags `promoted`, `promotion_reason`, `live_version`.
 * **report**: which version is live and why, in this run's log.
 
+With the param `observed` (``hdfs``; an alert sets it) the run retrains on what the platform
+observed: **train** fits on the base flights plus the outcomes collected (the scored predictions
+archived on HDFS), evaluates on the newest observed flight dates held out, scores the served model
+on the same flights and registers the new version under the alias ``challenger``
+(``training.train --observed``, training/observed.py); **evaluate** and **promote** then leave
+the ``champion`` alias alone (the challenger is promoted, or not, on live evidence) and say so.
+
 Every step runs in the platform's virtualenv (pyspark, MLflow) as a subprocess with the
 platform's interpreter (`Settings.platform_python`): Airflow's own environment never imports
 them. The streaming job polls the alias and serves a promoted version without a restart.
@@ -50,6 +57,10 @@ PARAMS = {
     "window": Param(None, type=["null", "string", "integer", "object"],
                     description="the monitor window that raised the alert"),
     "scores": Param(None, type=["null", "object"], description="the alerting window's scores"),
+    "observed": Param(None, type=["null", "string"],
+                      description="hdfs: also train on the outcomes the platform observed (the scored predictions "
+                                  "on HDFS), hold out the newest, register the version as 'challenger'; or a parquet "
+                                  "directory of scored predictions; empty: the base flights only"),
 }
 
 
@@ -97,6 +108,12 @@ def why_started(params: dict, run_id: str, run_type: str) -> str:
     return f"run {run_id} started by hand ({run_type})"
 
 
+def observed_args(params: dict) -> list[str]:
+    if not params.get("observed"):
+        return []
+    return ["--observed", params["observed"]] + (["--reason", params["reason"]] if params.get("reason") else [])
+
+
 def data_args(params: dict) -> list[str]:
     args = ["--data", params["data"], "--split-date", params["split_date"]]
     return args + (["--sample", str(params["sample"])] if params.get("sample") else [])
@@ -132,19 +149,27 @@ def retrain_flight_delay():
     @task(execution_timeout=dt.timedelta(hours=2))
     def train(checked: dict, params=None) -> dict:
         log.info("data: %s", checked)
-        return run_platform(["training.train", "--no-promote", *data_args(params), *model_args(params)], params)
+        return run_platform(["training.train", "--no-promote", *data_args(params), *model_args(params),
+                             *observed_args(params)], params)
 
     @task(execution_timeout=dt.timedelta(hours=1))
     def evaluate(trained: dict, params=None) -> dict:
+        if params.get("observed"):
+            log.info("evaluated by train on the newest observed flights, beside the served model: %s", trained["reason"])
+            return trained
         return run_platform(["training.champion", "evaluate", str(trained["version"])], params)
 
     @task
     def promote(evaluated: dict, params=None) -> dict:
+        if params.get("observed"):
+            log.info("a challenger: the champion alias is left alone (live evidence decides)")
+            return evaluated
         return run_platform(["training.champion", "promote", str(evaluated["version"])], params)
 
     @task
     def report(outcome: dict, trained: dict) -> str:
-        verdict = "promoted" if outcome["promoted"] else "not promoted"
+        verdict = ("promoted" if outcome["promoted"] else
+                   f"registered as '{outcome['alias']}'" if outcome.get("alias") else "not promoted")
         text = (f"{outcome['model_name']} version {outcome['version']} (MLflow run {trained['run_id']}) {verdict}: "
                 f"{outcome['reason']}. Live: version {outcome['live_version']}.")
         log.info("%s", text)

