@@ -48,7 +48,8 @@ def test_the_writer_stores_the_response_fields_keyed_by_uuid(fresh, client):
     doc = coll.find_one({"_id": p["UUID"]})
     assert doc == {"_id": p["UUID"], **{k: v for k, v in p.items() if not k.startswith("_")},
                    "requested_day": "2023-11-14", "requested_hour": "2023-11-14T22",
-                   "requested_slot": "2023-11-14T22:1"}
+                   "requested_slot": "2023-11-14T22:1", "requested_sec": "2023-11-14T22:13:20",
+                   "requested_cs": "2023-11-14T22:13:20.00"}
     assert mongo.find_prediction(coll, p["UUID"]) == {k: v for k, v in p.items() if not k.startswith("_")}
     assert mongo.find_prediction(coll, str(uuid.uuid4())) is None
 
