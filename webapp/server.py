@@ -165,14 +165,18 @@ def worker_class(s: Settings, capacity: int):
 
 
 def close_socketio_connections() -> None:
-    """Close every Engine.IO connection of the process (not a Socket.IO disconnect, after which
-    a browser would not reconnect)."""
+    """Close the transport of every Engine.IO connection of the process, without a word: every
+    client then sees a lost connection and reconnects. A Socket.IO disconnect would keep a browser
+    from reconnecting, and so would Engine.IO's CLOSE packet for python-socketio's client (it
+    takes the packet as the server ending the session for good: the fault suite's clients stayed
+    disconnected after a restart)."""
     from webapp.sockets import socketio
 
     if socketio.server is not None:
-        count = len(socketio.server.eio.sockets)
-        socketio.server.eio.disconnect()
-        log.info("closed %d Socket.IO connections before stopping", count)
+        sockets = list(socketio.server.eio.sockets.values())
+        for sock in sockets:
+            sock.close(wait=False, abort=True)  # the writer closes the websocket, no CLOSE packet
+        log.info("closed %d Socket.IO connections before stopping", len(sockets))
 
 
 class BodyTimeout(Exception):
