@@ -19,6 +19,7 @@ REGISTRY = {
     "spark-worker": "infra.services.spark_cluster:SparkWorker",
     "streaming": "infra.services.platform:StreamingJob",
     "webapp": "infra.services.platform:WebApp",
+    "monitor": "infra.services.platform:Monitor",
     "airflow": "infra.services.airflow:AirflowApiServer",
     "airflow-scheduler": "infra.services.airflow:AirflowScheduler",
     "airflow-dag-processor": "infra.services.airflow:AirflowDagProcessor",

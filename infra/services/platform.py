@@ -1,5 +1,5 @@
 """The platform's own long-running processes, started after the servers they need:
-the streaming prediction job (Spark) and the web app."""
+the streaming prediction job (Spark), the web app and the drift monitor."""
 from __future__ import annotations
 
 import json
@@ -86,6 +86,36 @@ class WebApp(Service):
         status = json.loads(http_get(f"{self.url(s)}/healthz"))
         if not status.get("response_consumer_ready"):
             raise StackError("the Kafka response consumer is not assigned yet")
+
+
+class Monitor(Service):
+    """The drift monitor (python -m monitor): no port of its own; ready once its status file says
+    it runs and reads the response topic."""
+    name = "monitor"
+    start_timeout = 60.0
+    stop_grace = 15.0
+
+    def nice(self, s: Settings) -> int:
+        return s.store_nice  # off the user's path: on a shared machine the answer path gets the CPU first
+
+    def port(self, s: Settings) -> str:
+        return "-"
+
+    def url(self, s: Settings) -> str:
+        return f"{s.response_topic} -> {s.monitor_topic}"
+
+    def command(self, s: Settings, workdir: Path) -> list[str]:
+        return [sys.executable, "-m", "monitor"]
+
+    def env(self, s: Settings) -> dict[str, str]:
+        return platform_env(s)
+
+    def probe(self, s: Settings) -> None:
+        from monitor import status as monitor_status
+
+        problem = monitor_status.problem(s)
+        if problem:
+            raise StackError(f"monitor: {problem}")
 
 
 def install_npm_file(s: Settings, spec: str, file: Path) -> Path:

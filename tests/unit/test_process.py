@@ -77,7 +77,7 @@ def test_only_archive_stores_run_at_the_store_niceness():
     s = load_settings({}, store_nice=10)
     nice = {svc.name: svc.nice(s) for svc in all_services()}
     assert nice == {"postgres": 10, "mongo": 10, "kafka": 0, "nifi": 10, "mlflow": 0, "hdfs": 10, "cassandra": 10,
-                    "streaming": 0, "webapp": 0, "airflow": 0, "airflow-scheduler": 0, "airflow-dag-processor": 0,
+                    "streaming": 0, "webapp": 0, "monitor": 10, "airflow": 0, "airflow-scheduler": 0, "airflow-dag-processor": 0,
                     "spark-master": 0, "spark-worker": 0,
                     # the FD_CLUSTER=1 nodes, which `down` covers too
                     "kafka-1": 0, "kafka-2": 0, "kafka-3": 0, "cassandra-1": 10, "cassandra-2": 10, "cassandra-3": 10,
