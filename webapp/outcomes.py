@@ -32,6 +32,7 @@ MAX_BATCH = 100           # outcomes per POST
 DELIVERY_TIMEOUT_S = 10   # the broker's acknowledgement of a batch
 RETRY_S = 30.0            # after Cassandra failed, sections say so this long before asking again
 WALL_HOURS = 24           # the model page's wall-time chart: this many hours back
+DRIFT_HOURS = 24          # the model page's drift chart: this many hours back
 
 
 def install(app: Flask, csrf) -> None:
@@ -215,6 +216,26 @@ def live_model_section(served_version: str | None = None) -> dict:
               "holdout": {v["version"]: v["holdout_accuracy"] for v in versions}}
     return {"versions": versions, "confusion_of": shown, "series": series, "labels": schema.LABELS,
             "window_s": s.outcome_window_s, "horizon_days": s.outcome_horizon_s / 86400}
+
+
+@bp.app_template_global()
+def drift_section() -> dict:
+    """The model page's drift chart: the drift monitor's windows of the last DRIFT_HOURS hours
+    (``flightdelay.stores.monitor``), each version's largest PSI per window against the thresholds."""
+    from flightdelay.stores import monitor as store
+
+    s = parts.settings()
+    now = int(time.time() * 1000)
+    try:
+        windows = store.windows_since(reader().session(), s.model_name, now - DRIFT_HOURS * 3_600_000, now)
+    except Exception as exc:  # Cassandra down: the section says so
+        log.warning("drift windows not readable: %s", exc)
+        return {"error": str(exc)}
+    points = [{"t": w["window_start"], "version": w["model_version"], "max_psi": w["max_psi"], "drift": w["drift"],
+               "worst": w["worst_feature"], "alert": w["alert"], "predictions": w["predictions"]} for w in windows]
+    return {"points": points, "last": windows[-1] if windows else None, "alerts": sum(1 for w in windows if w["alert"]),
+            "moderate": s.monitor_psi_moderate, "significant": s.monitor_psi_significant, "hours": DRIFT_HOURS,
+            "window_n": s.monitor_window_n, "window_s": s.monitor_window_s}
 
 
 @bp.app_template_global()
