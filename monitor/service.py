@@ -241,6 +241,8 @@ class Monitor:
 def main() -> int:
     s = load_settings()
     logs.configure()
+    # The driver logs each refused connection with a traceback; the monitor says once per retry what failed.
+    logging.getLogger("cassandra").setLevel(logging.CRITICAL)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
