@@ -97,6 +97,7 @@ bench: venv
 	$(PY) -m bench.forest
 	$(PY) -m bench.transform
 	$(PY) -m bench.pipeline $(BENCH_ARGS)
+	$(PY) -m bench.replay
 	$(PY) -m infra up
 	$(PY) -m bench.soak $(SOAK_ARGS)
 	$(PY) -m bench.webapp

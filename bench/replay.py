@@ -204,7 +204,7 @@ def main() -> int:
         f"{figures['scored_per_s']}/s scored; lag p50 {figures['lag_p50_ms']} ms, p99 {figures['lag_p99_ms']} ms; "
         f"predict p99 {figures['predict_p99_ms']} ms (probes: {figures['probe_before']['p99_ms']} ms before, "
         f"{figures['probe_burst']['p99_ms']} ms in the burst, {figures['probe_join']['p99_ms']} ms while the join "
-        "scored); driver RSS {figures['driver_rss_mb_before']} -> "
+        f"scored); driver RSS {figures['driver_rss_mb_before']} -> "
         f"{figures['driver_rss_mb_peak']} MB; live accuracy {figures['live_accuracy']} (holdout "
         f"{figures['holdout_accuracy']})")
     publish("replay", {"machine": host, **figures}, args)
