@@ -193,6 +193,9 @@ class Settings:
                                                   "is an alert")
     monitor_accuracy_lookback_s: float = _setting(3600.0, "live accuracy of a window: the live metrics' wall windows "
                                                           "of this many seconds before its end")
+    monitor_retrain_on_alert: int = _setting(1, "1: a window that alerts starts the retraining DAG through "
+                                                "flightdelay.retrain_trigger (cool-down FD_RETRAIN_COOLDOWN_S); 0: "
+                                                "alerts are only published and stored")
     monitor_backoff_max_s: float = _setting(30.0, "longest wait between retries while Kafka, Cassandra or MLflow "
                                                   "does not answer")
 

@@ -19,6 +19,7 @@ from flightdelay.config import Settings, load_settings
 from flightdelay.stores import outcomes as outcome_store
 from flightdelay.stores.monitor import WindowWriter
 from monitor import status
+from monitor.alerts import RetrainOnAlert
 from monitor.references import ReferenceBook
 from monitor.windows import Malformed, Window, parse_prediction
 
@@ -54,8 +55,10 @@ class Backoff:
 
 
 class Monitor:
-    def __init__(self, s: Settings, *, references: ReferenceBook | None = None, writer: WindowWriter | None = None):
+    def __init__(self, s: Settings, *, references: ReferenceBook | None = None, writer: WindowWriter | None = None,
+                 alerts: RetrainOnAlert | None = None):
         self.s = s
+        self.alerts = alerts  # None: alerts are published and stored, nothing is retrained
         self.thresholds = drift.Thresholds.from_settings(s)
         self.references = references or ReferenceBook(s)
         self.writer = writer or WindowWriter(s)
@@ -156,6 +159,8 @@ class Monitor:
             self.log_window(record)
             if self.producer is not None:
                 self.publish(record)
+            if record["alert"] and self.alerts is not None:
+                self.alerts.offer(record)
         if not records:
             log.info("window of %.0f s: no predictions, %d malformed messages", (now - window.opened_ms) / 1000,
                      window.malformed)
@@ -218,7 +223,8 @@ class Monitor:
     # -- the process -----------------------------------------------------------------------------
     def heartbeat(self) -> None:
         status.write(self.s, {"assigned": self.assigned, "kafka_down": self.kafka_down,
-                              "pending_rows": len(self.pending), **self.counts, "last_window": self.last_window})
+                              "pending_rows": len(self.pending), **self.counts, "last_window": self.last_window,
+                              **({"retraining": {**self.alerts.counts, "last": self.alerts.last}} if self.alerts else {})})
 
     def run(self, stop: threading.Event) -> None:
         self.connect()
@@ -250,8 +256,11 @@ def main() -> int:
              "moderate, %.2f significant; min window %d", s.response_topic, s.monitor_topic, s.cassandra_keyspace,
              s.monitor_window_n, s.monitor_window_s, s.monitor_psi_moderate, s.monitor_psi_significant,
              s.monitor_min_window)
+    log.info("alerts %s the retraining DAG %s (FD_MONITOR_RETRAIN_ON_ALERT=%d; cool-down %.0f s)",
+             "start" if s.monitor_retrain_on_alert else "do not start", s.retrain_dag_id, s.monitor_retrain_on_alert,
+             s.retrain_cooldown_s)
     try:
-        Monitor(s).run(stop)
+        Monitor(s, alerts=RetrainOnAlert(s) if s.monitor_retrain_on_alert else None).run(stop)
         return 0
     except Exception:  # an entry point: report and exit non-zero
         log.exception("monitor failed")

@@ -40,7 +40,10 @@ def monitor(stack, tmp_path_factory):
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), FD_STATE_DIR=str(tmp / "state"),
                FD_RESPONSE_TOPIC=f"test-mon-resp-{sfx}", FD_MONITOR_TOPIC=f"test-mon-{sfx}",
                FD_MONITOR_GROUP=f"test-mon-{sfx}", FD_MONITOR_STARTING_OFFSETS="earliest",
-               FD_MONITOR_WINDOW_N=str(WINDOW), FD_MONITOR_WINDOW_S="600", FD_MONITOR_MIN_WINDOW="300")
+               FD_MONITOR_WINDOW_N=str(WINDOW), FD_MONITOR_WINDOW_S="600", FD_MONITOR_MIN_WINDOW="300",
+               # Its alert asks Airflow for a DAG that does not exist: whether or not Airflow is up
+               # in this session, nothing is retrained (test_retrain_trigger.py starts real runs).
+               FD_RETRAIN_DAG_ID=f"test-no-such-dag-{sfx}")
     s = load_settings(env)
     ensure_topics(s, [s.response_topic, s.monitor_topic])
     log = tmp / "monitor.log"
@@ -135,4 +138,9 @@ def test_windows_are_scored_published_and_stored(monitor):
     assert rows[1]["psi"]["DepDelay"] == pytest.approx(shifted["psi"]["DepDelay"])
     assert rows[1]["window_start"] == shifted["window_start"]
     assert proc.poll() is None, log.read_text()[-2000:]  # malformed messages did not stop it
+    # The alert asked for retraining; the DAG is unknown (or Airflow down): counted, and the monitor runs on.
+    retraining = wait_for(lambda: (status.read(s) or {}).get("retraining", {}).get("airflow_failed") and
+                          status.read(s)["retraining"], 30, "the alert's retraining request in the status file")
+    assert retraining["alerts"] == 1 and retraining["retrain_started"] == 0, retraining
+    assert "Airflow did not answer" in retraining["last"]["reason"] and proc.poll() is None
     assert sum(1 for line in log.read_text().splitlines() if f" {model_name} vdefault: " in line) == 2

@@ -17,6 +17,7 @@ from flightdelay import retrain_trigger as rt
 from flightdelay.config import REPO_ROOT
 from harness.wait import wait_for
 from infra.services.airflow import airflow_bin, airflow_env, install_airflow, migrate_db
+from monitor.alerts import RetrainOnAlert, reason_of
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +75,30 @@ def test_two_alerts_in_a_row_start_exactly_one_run_with_the_reason_in_its_conf(a
     third = rt.trigger(dataclasses.replace(s, retrain_cooldown_s=3600.0), "test: a third alert")
     assert not third.started and "cool-down" in third.reason and third.blocking_run == first.run_id
     assert [r["dag_run_id"] for r in alert_runs(s, http) if r["dag_run_id"] not in before] == [first.run_id]
+
+
+def test_the_monitors_alerts_start_one_run_with_the_windows_reason(airflow):
+    """monitor/alerts.py as the monitor uses it, against the real Airflow: an alerting window
+    starts a run whose conf carries the window's reason, window and scores; the next alerting
+    window is refused while that run is queued."""
+    s, http, made = airflow
+    before = {r["dag_run_id"] for r in alert_runs(s, http)}
+    alerts = RetrainOnAlert(dataclasses.replace(s, retrain_cooldown_s=0.0))
+    window = {"model_name": "flight_delay_rf", "model_version": "3", "window_start": 1_000, "window_end": 61_000,
+              "predictions": 900, "drift": "significant", "worst_feature": "DepDelay", "max_psi": 0.31,
+              "psi": {"DepDelay": 0.31}, "js": {"DepDelay": 0.05}, "matched": 0, "live_accuracy": None,
+              "holdout_accuracy": 0.53, "accuracy_drop": None, "accuracy": "insufficient", "alert": True}
+    alerts.offer(window).join(60)
+    if alerts.last and alerts.last.get("run_id"):
+        made.append(alerts.last["run_id"])
+    assert alerts.counts["retrain_started"] == 1, alerts.last
+    alerts.offer({**window, "window_start": 61_000, "window_end": 121_000}).join(60)
+    assert alerts.counts["retrain_refused"] == 1 and "queued" in alerts.last["reason"], alerts.last
+    new = [r for r in alert_runs(s, http) if r["dag_run_id"] not in before]
+    assert [r["dag_run_id"] for r in new] == made
+    assert new[0]["conf"]["reason"] == reason_of(window) and new[0]["conf"]["observed"] == "hdfs"
+    assert new[0]["conf"]["window"]["window_end"] == 61_000 and new[0]["conf"]["scores"]["psi"] == {"DepDelay": 0.31}
+    http("PATCH", f"{rt.runs_path(s.retrain_dag_id)}/{urllib.parse.quote(made[-1])}", {"state": "failed"})
 
 
 def test_the_first_task_logs_why_the_run_started(settings, tmp_path):
