@@ -12,7 +12,7 @@ import pytest
 
 from flightdelay.config import load_settings
 from flightdelay.reference import load_reference
-from harness.ledger import OUTPUTS, Ledger, Topics, tally
+from harness.ledger import OUTPUTS, Ledger, Topics, present_in_cassandra, present_in_mongo, tally
 from harness.progress import printer
 from infra import launcher
 from infra.services import by_name
@@ -228,3 +228,21 @@ def final_count(cases: dict[str, list[str]], ledger, report) -> list[str]:
                 failures.append(f"{name}: {case[output]['duplicated']} duplicated in {output}")
     say(f"all cases: {json.dumps(figures)}")
     return failures
+
+
+def backlog_settled(s, ledger, load, backlog: list[str], watch) -> bool:
+    """Every request of ``backlog`` that Kafka accepted is answered, and the newest of them are in
+    MongoDB and Cassandra (and all in the parquet archive when ``watch`` names it)."""
+    accepted = load.snapshot()
+    owed = [u for u in backlog if u in accepted]
+    if len(owed) + load.failed < len(backlog) or ledger.topics.answered(owed) < len(owed):
+        return False
+    newest = owed[-20:]
+    try:
+        ok = present_in_mongo(s, newest) and present_in_cassandra(s, newest)
+        if ok and "parquet" in watch:
+            archived = ledger.archives.parquet_counts()
+            ok = all(archived.get(u) for u in owed)
+        return ok
+    except Exception:  # a store still coming back
+        return False

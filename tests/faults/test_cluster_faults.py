@@ -30,14 +30,14 @@ import requests
 
 from flightdelay import health, kafka
 from flightdelay.stores import cassandra
-from harness.ledger import Load, present_in_cassandra, present_in_mongo
+from harness.ledger import Load
 from harness.traffic import sample_requests
 from harness.wait import wait_for
 from infra import launcher
 from infra.process import read_tracked
 from infra.services import by_name
 from infra.services.hdfs import _get_json
-from tests.faults.conftest import EXACTLY_ONCE, PLATFORM, RATE, final_count, say
+from tests.faults.conftest import EXACTLY_ONCE, PLATFORM, RATE, backlog_settled, final_count, say
 
 REPORT_FILE = "faults-cluster-report.json"
 CLUSTER_PLATFORM = (*PLATFORM, "spark-master", "spark-worker")
@@ -159,19 +159,7 @@ def run_cluster_case(name, s, ledger, reference, report, *, inject, restore, out
         say(f"{name}: node back in {back_s:.1f} s; {len(backlog)} requests sent before, waiting for them")
 
         def answered_and_stored() -> bool:
-            accepted = load.snapshot()
-            owed = [u for u in backlog if u in accepted]
-            if len(owed) + load.failed < len(backlog) or ledger.topics.answered(owed) < len(owed):
-                return False
-            newest = owed[-20:]
-            try:
-                ok = present_in_mongo(s, newest) and present_in_cassandra(s, newest)
-                if ok and "parquet" in watch:
-                    archived = ledger.archives.parquet_counts()
-                    ok = all(archived.get(u) for u in owed)
-                return ok
-            except Exception:  # a store still coming back
-                return False
+            return backlog_settled(s, ledger, load, backlog, watch)
 
         wait_for(answered_and_stored, 600, f"the backlog of '{name}' answered and stored", interval=1)
         backlog_s = time.monotonic() - restore_at

@@ -19,11 +19,11 @@ import uuid as uuidlib
 import pytest
 
 from flightdelay import kafka
-from harness.ledger import Load, present_in_cassandra, present_in_mongo
+from harness.ledger import Load
 from harness.wait import wait_for
 from infra import launcher
 from infra.process import read_tracked
-from tests.faults.conftest import EXACTLY_ONCE, PLATFORM, RATE, Browser, final_count, restart, say, service
+from tests.faults.conftest import EXACTLY_ONCE, PLATFORM, RATE, Browser, backlog_settled, final_count, restart, say, service
 
 FAST = ("responses", "mongo", "cassandra_by_uuid", "cassandra_by_route_day")
 # Keyed by UUID, so exactly one record each. The response topic (Spark's Kafka sink) and NiFi's
@@ -62,19 +62,7 @@ def run_case(name, s, ledger, reference, report, *, inject, restore, outage_s=0.
         say(f"{name}: service back in {back_s:.1f} s; {len(backlog)} requests sent before, waiting for them")
 
         def recovered() -> bool:
-            accepted = load.snapshot()
-            owed = [u for u in backlog if u in accepted]
-            if len(owed) + load.failed < len(backlog) or ledger.topics.answered(owed) < len(owed):
-                return False
-            newest = owed[-20:]
-            try:
-                ok = present_in_mongo(s, newest) and present_in_cassandra(s, newest)
-                if ok and "parquet" in watch:
-                    archived = ledger.archives.parquet_counts()
-                    ok = all(archived.get(u) for u in owed)
-                return ok
-            except Exception:  # the store is still coming back
-                return False
+            return backlog_settled(s, ledger, load, backlog, watch)
 
         wait_for(recovered, 420, f"the backlog of '{name}' answered and stored", interval=1)
         recovery_s = time.monotonic() - (restore_at if outage_s else fault_at)
