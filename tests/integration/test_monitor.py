@@ -143,4 +143,5 @@ def test_windows_are_scored_published_and_stored(monitor):
                           status.read(s)["retraining"], 30, "the alert's retraining request in the status file")
     assert retraining["alerts"] == 1 and retraining["retrain_started"] == 0, retraining
     assert "Airflow did not answer" in retraining["last"]["reason"] and proc.poll() is None
-    assert sum(1 for line in log.read_text().splitlines() if f" {model_name} vdefault: " in line) == 2
+    assert sum(1 for line in log.read_text().splitlines()
+               if " monitor.service window " in line and f" {model_name} vdefault: " in line) == 2  # one per window
