@@ -189,9 +189,10 @@ def test_an_open_page_gets_its_pending_answer_across_a_web_app_restart(platform,
         # Stopped here, while Playwright relays the closing connection to the page: own_webapp's
         # wait for the process to end relays nothing, and the page's timer would run meanwhile.
         os.killpg(pid, signal.SIGTERM)
-        page.wait_for_function(
-            "document.getElementById('progress').textContent.includes('connection to the server was lost')",
-            timeout=10_000)
+        # A locator, not wait_for_function: polling a JavaScript string is an eval, which the
+        # page's Content-Security-Policy refuses.
+        page.locator("#progress", has_text="connection to the server was lost").wait_for(state="attached",
+                                                                                          timeout=10_000)
     page.wait_for_timeout(9_000)  # longer than the page's timeout
     assert page.is_hidden("#timeout")
     with own_webapp(platform, port=port, env=settings):

@@ -89,16 +89,17 @@ def test_the_monitors_alerts_start_one_run_with_the_windows_reason(airflow):
               "psi": {"DepDelay": 0.31}, "js": {"DepDelay": 0.05}, "matched": 0, "live_accuracy": None,
               "holdout_accuracy": 0.53, "accuracy_drop": None, "accuracy": "insufficient", "alert": True}
     alerts.offer(window).join(60)
-    if alerts.last and alerts.last.get("run_id"):
-        made.append(alerts.last["run_id"])
-    assert alerts.counts["retrain_started"] == 1, alerts.last
+    started = (alerts.last or {}).get("run_id")
+    if started:
+        made.append(started)
+    assert alerts.counts["retrain_started"] == 1 and started, alerts.last
     alerts.offer({**window, "window_start": 61_000, "window_end": 121_000}).join(60)
     assert alerts.counts["retrain_refused"] == 1 and "queued" in alerts.last["reason"], alerts.last
     new = [r for r in alert_runs(s, http) if r["dag_run_id"] not in before]
-    assert [r["dag_run_id"] for r in new] == made
+    assert [r["dag_run_id"] for r in new] == [started]
     assert new[0]["conf"]["reason"] == reason_of(window) and new[0]["conf"]["observed"] == "hdfs"
     assert new[0]["conf"]["window"]["window_end"] == 61_000 and new[0]["conf"]["scores"]["psi"] == {"DepDelay": 0.31}
-    http("PATCH", f"{rt.runs_path(s.retrain_dag_id)}/{urllib.parse.quote(made[-1])}", {"state": "failed"})
+    http("PATCH", f"{rt.runs_path(s.retrain_dag_id)}/{urllib.parse.quote(started)}", {"state": "failed"})
 
 
 def test_the_first_task_logs_why_the_run_started(settings, tmp_path):
