@@ -100,7 +100,7 @@ bench: venv
 	$(PY) -m bench.replay
 	$(PY) -m infra up
 	$(PY) -m bench.soak $(SOAK_ARGS)
-	$(PY) -m bench.webapp
+	$(PY) -m bench.webapp --idle 10000 --slow 300 --users 10
 	$(PY) -m bench.sync_route
 	$(PY) -m bench.queries $(QUERY_BENCH_ARGS)
 	$(PY) -m harness.report

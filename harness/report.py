@@ -27,7 +27,8 @@ README = REPO_ROOT / "README.md"
 TABLE, HEADLINE = "bench-table", "bench-headline"
 # `make bench`'s order; a bench not named here comes after these, by name.
 ORDER = ("forest", "transform", "pipeline", "replay", "soak", "webapp", "sync_route", "queries")
-HEADLINE_COMMANDS = ("python -m bench.pipeline", "python -m bench.webapp", "python -m bench.soak")
+HEADLINE_COMMANDS = ("python -m bench.pipeline", "python -m bench.webapp --idle 10000 --slow 300 --users 10",
+                     "python -m bench.soak")
 
 
 # -- markers -------------------------------------------------------------------------------------

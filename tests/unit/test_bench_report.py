@@ -45,7 +45,7 @@ def test_a_newer_record_makes_the_committed_tables_stale(tmp_path):
     s = load_settings()
     results = tmp_path / "results"
     shutil.copytree(s.bench_results_dir, results)
-    newer = {**latest_record("python -m bench.webapp"), "finished_at": "2099-01-01T00:00:00Z", "p95_ms": 1.5}
+    newer = {**latest_record(report.HEADLINE_COMMANDS[1]), "finished_at": "2099-01-01T00:00:00Z", "p95_ms": 1.5}
     with (results / "webapp.jsonl").open("a") as out:
         out.write(json.dumps(newer) + "\n")
     assert report.stale_parts(dataclasses.replace(s, bench_results_dir=str(results))) == [

@@ -120,17 +120,23 @@ class Message:
 
 
 class BatchConsumer:
-    """Hands out its batches, one per consume call, then stops the bridge."""
+    """Hands out its batches as librdkafka would once each is fetched: ``poll`` the first
+    message, ``consume`` what is left of the batch; then stops the bridge."""
 
     def __init__(self, bridge, batches):
-        self.bridge, self.batches, self.calls = bridge, list(batches), []
+        self.bridge, self.batches, self.calls, self.waits = bridge, list(batches), [], []
+
+    def poll(self, timeout):
+        if not self.batches:
+            self.bridge.stop()
+            return None
+        return self.batches[0].pop(0)
 
     def consume(self, num_messages, timeout):
         self.calls.append(num_messages)
-        if not self.batches:
-            self.bridge.stop()
-            return []
-        return self.batches.pop(0)
+        self.waits.append(timeout)
+        rest = self.batches.pop(0)
+        return rest[:num_messages]
 
 
 def test_the_response_consumer_hands_over_what_each_poll_got_at_once():
@@ -149,6 +155,8 @@ def test_the_response_consumer_hands_over_what_each_poll_got_at_once():
                        ("prediction", {"UUID": "b"})],
                       [("prediction", {"UUID": "c"})]]
     assert consumer.calls[0] > 1  # many messages a call, not one
+    # consume(n, timeout) waits for n messages or the timeout: only poll may wait for the first
+    assert consumer.waits == [0, 0]
 
 
 def test_a_record_that_fails_to_deliver_does_not_lose_the_rest_of_its_batch(monkeypatch):
