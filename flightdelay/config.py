@@ -75,6 +75,8 @@ class Settings:
     dlq_topic: str = _setting("flight-delay-ml-dlq", "dead-letter topic for malformed requests and outcomes")
     outcome_topic: str = _setting("flight-delay-ml-outcome", "topic of flight outcomes (what each flight really did)")
     scored_topic: str = _setting("flight-delay-ml-scored", "topic of predictions scored against their flight's outcome")
+    shadow_topic: str = _setting("flight-delay-ml-shadow", "topic of the shadow predictions (a challenger, or a "
+                                                           "previous champion on probation): never sent to a user")
     topic_partitions: int = _setting(2, "partitions of each platform topic")
     kafka_hosts: str = _setting("", "Kafka brokers, comma-separated: clients bootstrap from every one, FD_CLUSTER=1 "
                                     "runs a broker on each (empty: FD_KAFKA_HOST; FD_CLUSTER=1: "
@@ -135,6 +137,9 @@ class Settings:
     model_alias: str = _setting("champion", "registry alias the streaming job serves")
     challenger_alias: str = _setting("challenger", "registry alias of a version retrained on observed outcomes, "
                                                    "waiting for a decision on live evidence (never served to users)")
+    previous_alias: str = _setting("previous", "registry alias of the champion before the last promotion: scored "
+                                               "in shadow during the new champion's probation, served again on a "
+                                               "rollback")
     observed_holdout_fraction: float = _setting(0.2, "retraining on observed outcomes holds out the newest flight "
                                                      "dates holding at least this share of them for evaluation")
 
@@ -196,6 +201,14 @@ class Settings:
     monitor_retrain_on_alert: int = _setting(1, "1: a window that alerts starts the retraining DAG through "
                                                 "flightdelay.retrain_trigger (cool-down FD_RETRAIN_COOLDOWN_S); 0: "
                                                 "alerts are only published and stored")
+    promote_min_outcomes: int = _setting(500, "paired outcomes (the same flights scored for champion and "
+                                              "challenger) before the promotion rule decides")
+    promote_max_outcomes: int = _setting(20000, "paired outcomes after which a challenger without a significant "
+                                                "win is refused")
+    promote_alpha: float = _setting(0.01, "level of the paired test (McNemar's exact test on the discordant pairs) "
+                                          "for promotion and rollback")
+    probation_outcomes: int = _setting(2000, "paired outcomes a newly promoted champion is watched against its "
+                                             "predecessor (shadow role 'previous') before the probation ends")
     monitor_backoff_max_s: float = _setting(30.0, "longest wait between retries while Kafka, Cassandra or MLflow "
                                                   "does not answer")
 
@@ -333,7 +346,7 @@ class Settings:
     @property
     def platform_topics(self) -> tuple[str, ...]:
         return (self.request_topic, self.response_topic, self.dlq_topic, self.outcome_topic, self.scored_topic,
-                self.monitor_topic)
+                self.monitor_topic, self.shadow_topic)
 
     @property
     def cache(self) -> Path:

@@ -13,7 +13,8 @@ def test_defaults_are_loopback_and_documented_ports():
     assert s.webhdfs_url == "http://127.0.0.1:9870"
     assert s.mlflow_uri == "http://127.0.0.1:5000"
     assert s.platform_topics == ("flight-delay-ml-request", "flight-delay-ml-response", "flight-delay-ml-dlq",
-                                 "flight-delay-ml-outcome", "flight-delay-ml-scored", "flight-delay-ml-monitor")
+                                 "flight-delay-ml-outcome", "flight-delay-ml-scored", "flight-delay-ml-monitor",
+                                 "flight-delay-ml-shadow")
 
 
 def test_environment_overrides_with_types():
