@@ -148,6 +148,15 @@ class Reader:
             return self._session
 
 
+def cassandra_error(exc: Exception) -> str:
+    """What a page says when a Cassandra read failed: the store by name, whatever the driver
+    raised (a session that cannot open, or NoHostAvailable / a timeout on an open one)."""
+    text = str(exc)
+    if text.startswith("Cassandra is not answering"):
+        return text
+    return f"Cassandra is not answering ({type(exc).__name__}); is the stack up? (make status)"
+
+
 _READERS: dict[Settings, Reader] = {}
 _HOLDOUT: dict[tuple[str, str], float | None] = {}
 
@@ -203,7 +212,7 @@ def live_model_section(served_version: str | None = None) -> dict:
         by_wall = store.wall_windows(sess, s.model_name, now - WALL_HOURS * 3_600_000, now)
     except Exception as exc:  # Cassandra down: the section says so
         log.warning("live metrics not readable: %s", exc)
-        return {"error": str(exc)}
+        return {"error": cassandra_error(exc)}
     versions = []
     for version, m in sorted(totals.items(), key=lambda kv: (kv[0] != served_version, kv[0])):
         versions.append({"version": version, "served": version == served_version,
@@ -230,7 +239,7 @@ def drift_section() -> dict:
         windows = store.windows_since(reader().session(), s.model_name, now - DRIFT_HOURS * 3_600_000, now)
     except Exception as exc:  # Cassandra down: the section says so
         log.warning("drift windows not readable: %s", exc)
-        return {"error": str(exc)}
+        return {"error": cassandra_error(exc)}
     points = [{"t": w["window_start"], "version": w["model_version"], "max_psi": w["max_psi"], "drift": w["drift"],
                "worst": w["worst_feature"], "alert": w["alert"], "predictions": w["predictions"]} for w in windows]
     return {"points": points, "last": windows[-1] if windows else None, "alerts": sum(1 for w in windows if w["alert"]),
@@ -249,7 +258,7 @@ def outcome_of(uuid: str, uuids: list[str]) -> dict | None:
             g.outcomes_of_page = store.scored_by_uuid(reader().session(), uuids)
         except Exception as exc:  # the column says it could not be read
             log.warning("outcomes of the history page not readable: %s", exc)
-            g.outcomes_of_page = {"error": str(exc)}
+            g.outcomes_of_page = {"error": cassandra_error(exc)}
     found = g.outcomes_of_page
     return {"error": found["error"]} if "error" in found else found.get(uuid)
 
@@ -267,7 +276,7 @@ def outcome_stream_section() -> dict:
         total = store.stream_total(sess, s.outcome_topic)
     except Exception as exc:  # Cassandra down: the section says so
         log.warning("outcome stream counts not readable: %s", exc)
-        return {"error": str(exc)}
+        return {"error": cassandra_error(exc)}
     last_hour = None
     if windows:
         last_hour = windows[0][1]

@@ -13,10 +13,12 @@ import json
 import math
 import os
 import signal
+import threading
 import time
 import uuid as uuidlib
 
 import pytest
+import requests
 
 from flightdelay import kafka
 from harness.ledger import Load
@@ -90,6 +92,53 @@ def stop_and_start(s, name: str):
     return (lambda: launcher.stop(s, svc)), (lambda: launcher.start(s, svc))
 
 
+# The page that reads each store, and what it must say while that store is stopped. The archive
+# page shows the background count's failure (counted every 20 s), so it may take a round to say it.
+STORE_PAGES = {"mongo": ("/history", "MongoDB is not answering"),
+               "cassandra": ("/model", "Cassandra is not answering"),
+               "hdfs": ("/archive", "HDFS archive could not be read")}
+PAGE_ANSWER_S = 5.0  # a page slower than this while its store is down counts as hanging
+
+
+class StorePageWatch(threading.Thread):
+    """During a store's outage, asks the store's page every second until it names the store as
+    not answering; every answer must come within PAGE_ANSWER_S (a page must never hang)."""
+
+    def __init__(self, s, store: str, give_up_s: float):
+        super().__init__(daemon=True, name=f"page-{store}")
+        self.path, self.expected = STORE_PAGES[store]
+        self.url = f"http://{s.host}:{s.webapp_port}{self.path}"
+        self.give_up_at = time.monotonic() + give_up_s
+        self.slowest_s, self.said_after_s, self.errors = 0.0, None, []
+
+    def run(self) -> None:
+        began = time.monotonic()
+        while time.monotonic() < self.give_up_at:
+            asked = time.monotonic()
+            try:
+                answer = requests.get(self.url, timeout=30)
+            except requests.RequestException as exc:
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+                return
+            took = time.monotonic() - asked
+            self.slowest_s = max(self.slowest_s, took)
+            if answer.status_code != 200:
+                self.errors.append(f"{self.path} answered {answer.status_code}")
+                return
+            if self.expected in answer.text:
+                self.said_after_s = time.monotonic() - began
+                return
+            time.sleep(1.0)
+
+    def verdict(self) -> str:
+        self.join(PAGE_ANSWER_S * 2)
+        assert not self.errors, f"{self.path} during the outage: {self.errors}"
+        assert self.slowest_s <= PAGE_ANSWER_S, f"{self.path} took {self.slowest_s:.1f} s while its store was down"
+        assert self.said_after_s is not None, f"{self.path} never said {self.expected!r} while its store was down"
+        return (f"{self.path} said '{self.expected}' {self.said_after_s:.1f} s into the outage "
+                f"(slowest answer {self.slowest_s:.2f} s)")
+
+
 def test_records_ferretdb_refuses_become_dead_letters_and_do_not_block_the_mongo_archive(
         platform, ledger, reference, report):
     """Response records FerretDB refuses (NaN, infinity) arrive on the response topic under
@@ -124,11 +173,29 @@ def test_records_ferretdb_refuses_become_dead_letters_and_do_not_block_the_mongo
 
 @pytest.mark.parametrize("store", ["mongo", "cassandra", "hdfs"])
 def test_a_store_stopped_for_30_s_under_load(platform, ledger, reference, report, store):
-    inject, restore = stop_and_start(platform, store)
+    """... and meanwhile the page that reads that store answers at once, naming it."""
+    stop, start = stop_and_start(platform, store)
+    pages = []
+
+    def inject():
+        stop()
+        pages.append(StorePageWatch(platform, store, give_up_s=OUTAGE_S - 2))
+        pages[0].start()
+
+    def restore():
+        try:
+            pages.append(pages[0].verdict())  # judged before the store is back
+        except AssertionError as failure:
+            pages.append(failure)
+        start()
+
     watch = FAST + ("parquet",) if store == "hdfs" else FAST
     run_case(f"{store} stopped {OUTAGE_S:.0f} s", platform, ledger, reference, report, inject=inject,
              restore=restore, outage_s=OUTAGE_S, seed={"mongo": 21, "cassandra": 22, "hdfs": 23}[store], watch=watch)
     assert platform_healthy(platform)
+    if isinstance(pages[1], AssertionError):
+        raise pages[1]
+    say(f"{store} stopped: {pages[1]}")
 
 
 def test_kafka_restart_under_load(platform, ledger, reference, report):

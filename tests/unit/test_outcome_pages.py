@@ -92,7 +92,7 @@ def test_the_status_page_shows_the_outcome_streams_lag_and_match_rate(client, li
 
 def test_without_cassandra_the_sections_say_so_and_the_pages_still_answer(client, monkeypatch):
     monkeypatch.setattr("webapp.pages.service_checks", lambda s: [])
-    assert "Live metrics unavailable: no Cassandra" in client.get("/model").get_data(as_text=True)
+    assert "Live metrics unavailable: Cassandra is not answering (RuntimeError)" in client.get("/model").get_data(as_text=True)
     history = client.get("/history")
     assert history.status_code == 200 and "unknown" in history.get_data(as_text=True)
     assert "Outcome stream counts unavailable" in client.get("/status").get_data(as_text=True)
