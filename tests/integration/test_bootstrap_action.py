@@ -1,6 +1,7 @@
 """`python -m infra bootstrap`: what the compose init container runs. Against servers it did not
 start, it creates the topics, the keyspace and tables, the collection and its indexes and the
 HDFS archive directory that its settings name, and starts nothing."""
+import dataclasses
 import os
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import uuid as uuidlib
 import pytest
 
 from flightdelay import kafka
-from flightdelay.config import REPO_ROOT, load_settings
+from flightdelay.config import REPO_ROOT, Settings, env_name, load_settings
 from flightdelay.stores import cassandra, mongo, parquet
 from infra.services.mongo import ensure_postgres_indexes
 
@@ -18,12 +19,14 @@ from infra.services.mongo import ensure_postgres_indexes
 def fresh(stack):
     stack.require("kafka", "mongo", "cassandra", "hdfs")
     sfx = uuidlib.uuid4().hex[:8]
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT),
-               FD_REQUEST_TOPIC=f"test-boot-req-{sfx}", FD_RESPONSE_TOPIC=f"test-boot-resp-{sfx}",
-               FD_DLQ_TOPIC=f"test-boot-dlq-{sfx}", FD_MONITOR_TOPIC=f"test-boot-monitor-{sfx}",
+    # Every topic of its own: the cleanup deletes them, and the platform's must live on.
+    topics = {env_name(f.name): f"test-boot-{f.name.removesuffix('_topic')}-{sfx}"
+              for f in dataclasses.fields(Settings) if f.name.endswith("_topic")}
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), **topics,
                FD_CASSANDRA_KEYSPACE=f"test_boot_{sfx}",
                FD_MONGO_COLLECTION=f"test_boot_{sfx}", FD_PREDICTION_ARCHIVE_PATH=f"/tmp/test-boot-{sfx}")
     s = load_settings(env)
+    assert not set(s.platform_topics) & set(load_settings().platform_topics)
     yield env, s
     kafka.admin(s).delete_topics(list(s.platform_topics))
     mongo.drop_collection(s)
