@@ -27,7 +27,6 @@ from infra.services.base import Service, fingerprint
 AIRFLOW_VERSION = "3.3.2"
 CONSTRAINTS = REPO_ROOT / "infra" / "airflow" / f"constraints-{AIRFLOW_VERSION}-py311.txt"
 DAGS_FOLDER = REPO_ROOT / "dags"
-PASSWORDS_FILE = "simple_auth_manager_passwords.json"
 SECRETS_FILE = "secrets.json"
 
 
@@ -74,7 +73,7 @@ def local_secrets(s: Settings) -> dict:
 
 def ui_password(s: Settings) -> str:
     """The UI user's password: generated once (SimpleAuthManager reads it from this file)."""
-    path = s.airflow_home / PASSWORDS_FILE
+    path = s.airflow_passwords_file
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({s.airflow_user: secrets.token_urlsafe(12)}))
@@ -102,7 +101,7 @@ def airflow_env(s: Settings, home: Path | None = None) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{s.airflow_url}/execution/",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{s.airflow_user}:admin",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(s.airflow_home / PASSWORDS_FILE),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(s.airflow_passwords_file),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__API__HOST": s.host,
         "AIRFLOW__API__PORT": str(s.airflow_port),
@@ -175,7 +174,7 @@ class AirflowApiServer(AirflowService):
     def bootstrap(self, s: Settings) -> None:
         # The password itself stays in its file (mode 600): console output ends up in logs.
         print(f"[airflow] UI {s.airflow_url} login {s.airflow_user}, password in "
-              f"{s.airflow_home / PASSWORDS_FILE}", flush=True)
+              f"{s.airflow_passwords_file}", flush=True)
 
 
 class AirflowScheduler(AirflowService):
