@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from flightdelay.reference import save_text
+
 FORMAT_VERSION = 1
 ARTIFACT_PATH = "monitor/monitor_reference.json"   # in a model's MLflow run; ModelDir.monitor_reference locally
 
@@ -140,10 +142,7 @@ class MonitorReference:
         return json.dumps(self.to_dict(), indent=1) + "\n"
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.to_json())
-        return path
+        return save_text(path, self.to_json())
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "MonitorReference":

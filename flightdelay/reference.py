@@ -36,6 +36,15 @@ SEASON_KEY_SEPARATOR = "|"
 FORMAT_VERSION = 1
 
 
+def save_text(path: str | Path, text: str) -> Path:
+    """Write a reference file (its folder made if missing); training and the shipped model's
+    tooling write them beside the model."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
 @dataclass(frozen=True)
 class Reference:
     carriers: Mapping[str, str]
@@ -117,10 +126,7 @@ class Reference:
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.to_json())
-        return path
+        return save_text(path, self.to_json())
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Reference":
