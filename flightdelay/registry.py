@@ -105,6 +105,55 @@ def load_pipeline(s: Settings, version: str, local_dir: str | None = None):
     return mlflow.spark.load_model(local)
 
 
+# -- aliases and tags, as the promotion decider (monitor/decider.py) moves and records them -----------
+def alias_version(s: Settings, alias: str, mlflow_client=None) -> str | None:
+    """The version behind ``alias`` of ``s.model_name``, or None when there is none; a registry
+    that does not answer raises."""
+    mlflow_client = mlflow_client or client(s)
+    try:
+        return str(mlflow_client.get_model_version_by_alias(s.model_name, alias).version)
+    except Exception as exc:  # MlflowException; "nothing there" is an answer, anything else is not
+        if is_not_found(exc):
+            return None
+        raise
+
+
+def set_alias(s: Settings, alias: str, version: str, mlflow_client=None) -> None:
+    (mlflow_client or client(s)).set_registered_model_alias(s.model_name, alias, str(version))
+
+
+def delete_alias(s: Settings, alias: str, mlflow_client=None) -> None:
+    """Remove ``alias``; an alias already gone is not an error."""
+    try:
+        (mlflow_client or client(s)).delete_registered_model_alias(s.model_name, alias)
+    except Exception as exc:  # MlflowException
+        if not is_not_found(exc):
+            raise
+
+
+def set_version_tags(s: Settings, version: str, tags: dict[str, str], *, on_run: bool = False,
+                     mlflow_client=None) -> None:
+    """Tag the registered version (and its run too with ``on_run``)."""
+    mlflow_client = mlflow_client or client(s)
+    run_id = mlflow_client.get_model_version(s.model_name, str(version)).run_id if on_run else None
+    for key, value in tags.items():
+        mlflow_client.set_model_version_tag(s.model_name, str(version), key, str(value))
+        if run_id:
+            mlflow_client.set_tag(run_id, key, str(value))
+
+
+def holdout_comparison(s: Settings, version: str, mlflow_client=None) -> dict:
+    """What training recorded on the version's run about its holdout: ``holdout_accuracy``, and
+    (training/observed.py, training/tracking.record_evaluation) ``champion_holdout_accuracy`` of
+    the version that served then (``evaluated_against``) on the same held-out flights; None where
+    the run has no such record."""
+    mlflow_client = mlflow_client or client(s)
+    run = mlflow_client.get_run(mlflow_client.get_model_version(s.model_name, str(version)).run_id)
+    return {"holdout_accuracy": run.data.metrics.get("holdout_accuracy"),
+            "champion_holdout_accuracy": run.data.metrics.get("champion_holdout_accuracy"),
+            "evaluated_against": run.data.tags.get("evaluated_against")}
+
+
 # -- what the model page shows -----------------------------------------------------------------
 def champion_summary(s: Settings) -> dict:
     """The served model for people: version, run, metrics, params, plots, why it is live.

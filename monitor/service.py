@@ -20,6 +20,7 @@ from flightdelay.stores import outcomes as outcome_store
 from flightdelay.stores.monitor import WindowWriter
 from monitor import status
 from monitor.alerts import RetrainOnAlert
+from monitor.decider import DeciderThread
 from monitor.references import ReferenceBook
 from monitor.windows import Malformed, Window, parse_prediction
 
@@ -56,9 +57,10 @@ class Backoff:
 
 class Monitor:
     def __init__(self, s: Settings, *, references: ReferenceBook | None = None, writer: WindowWriter | None = None,
-                 alerts: RetrainOnAlert | None = None):
+                 alerts: RetrainOnAlert | None = None, decider: DeciderThread | None = None):
         self.s = s
         self.alerts = alerts  # None: alerts are published and stored, nothing is retrained
+        self.decider = decider  # a DeciderThread, or None: no promotion decisions
         self.thresholds = drift.Thresholds.from_settings(s)
         self.references = references or ReferenceBook(s)
         self.writer = writer or WindowWriter(s)
@@ -224,7 +226,8 @@ class Monitor:
     def heartbeat(self) -> None:
         status.write(self.s, {"assigned": self.assigned, "kafka_down": self.kafka_down,
                               "pending_rows": len(self.pending), **self.counts, "last_window": self.last_window,
-                              **({"retraining": {**self.alerts.counts, "last": self.alerts.last}} if self.alerts else {})})
+                              **({"retraining": {**self.alerts.counts, "last": self.alerts.last}} if self.alerts else {}),
+                              **({"decider": self.decider.status()} if self.decider else {})})
 
     def run(self, stop: threading.Event) -> None:
         self.connect()
@@ -259,9 +262,17 @@ def main() -> int:
     log.info("alerts %s the retraining DAG %s (FD_MONITOR_RETRAIN_ON_ALERT=%d; cool-down %.0f s)",
              "start" if s.monitor_retrain_on_alert else "do not start", s.retrain_dag_id, s.monitor_retrain_on_alert,
              s.retrain_cooldown_s)
+    log.info("decider: %s + %s -> promotion rule (McNemar exact, alpha %g, %d to %d paired outcomes; probation %d)",
+             s.shadow_topic, s.scored_topic, s.promote_alpha, s.promote_min_outcomes, s.promote_max_outcomes,
+             s.probation_outcomes)
+    decider = DeciderThread(s, stop)
     try:
-        Monitor(s, alerts=RetrainOnAlert(s) if s.monitor_retrain_on_alert else None).run(stop)
+        decider.start()
+        Monitor(s, alerts=RetrainOnAlert(s) if s.monitor_retrain_on_alert else None, decider=decider).run(stop)
         return 0
     except Exception:  # an entry point: report and exit non-zero
         log.exception("monitor failed")
         return 1
+    finally:
+        stop.set()
+        decider.join(30)

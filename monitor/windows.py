@@ -14,9 +14,8 @@ class Malformed(ValueError):
     """A message on the response topic that is not a prediction the monitor can score."""
 
 
-def parse_prediction(value: bytes | None) -> dict:
-    """A response message as a dict with ``model_name``, ``model_version`` (str) and ``prediction``
-    (a label class); Malformed otherwise. Missing request fields are binned as 'missing'."""
+def json_object(value: bytes | None) -> dict:
+    """A message's value as a JSON object; Malformed otherwise."""
     if value is None:
         raise Malformed("empty message")
     try:
@@ -25,6 +24,13 @@ def parse_prediction(value: bytes | None) -> dict:
         raise Malformed(f"not JSON: {exc}") from None
     if not isinstance(record, dict):
         raise Malformed("not a JSON object")
+    return record
+
+
+def parse_prediction(value: bytes | None) -> dict:
+    """A response message as a dict with ``model_name``, ``model_version`` (str) and ``prediction``
+    (a label class); Malformed otherwise. Missing request fields are binned as 'missing'."""
+    record = json_object(value)
     for name in ("model_name", "model_version"):
         if not isinstance(record.get(name), (str, int)) or isinstance(record.get(name), bool) or record[name] == "":
             raise Malformed(f"no {name}")
