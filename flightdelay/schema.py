@@ -12,7 +12,8 @@ The outcome contract (what a flight really did: ``OUTCOME_FIELDS``, ``validate_o
 ``flight_key``, ``actual_class``) sits beside the request's and is validated by ONE Python
 implementation, at the web app's door and by the streaming job (outcomes come at flight rates,
 so the job checks them on its driver with this same function). ``SCORED_FIELDS`` is a
-prediction scored against its flight's outcome, as the job publishes it.
+prediction scored against its flight's outcome, as the job publishes it; ``SHADOW_FIELDS`` a
+request scored in shadow by a challenger (or the previous champion), never sent to a user.
 """
 from __future__ import annotations
 
@@ -133,6 +134,19 @@ RESPONSE_DDL = ", ".join(
     f"{n} {_RESPONSE_TYPES[n] if n in _RESPONSE_TYPES else FIELDS[n].spark_type}" for n in RESPONSE_FIELDS)
 # Response fields that may be null in a complete prediction: the request's optional fields.
 OPTIONAL_RESPONSE_FIELDS = tuple(n for n in RESPONSE_FIELDS if n in FIELDS and not FIELDS[n].required)
+
+# --------------------------------------------------------------------------------------------
+# Shadow prediction (topic FD_SHADOW_TOPIC): a request scored by a model that answers no one
+# --------------------------------------------------------------------------------------------
+# For each valid request while a shadow model is served: key = the request UUID, value = the
+# response's fields (model_name/model_version the shadow version's) plus its role, the champion
+# version that answered the same request and, when the shadow model cannot score the request
+# (a carrier, airport or route unknown to ITS reference data), the reason, with prediction,
+# label and probabilities null. Every key is present; null means "not applicable".
+SHADOW_ROLES = ("challenger", "previous")  # previous: the champion before the last promotion, on probation
+_SHADOW_TYPES = (("role", "STRING"), ("champion_version", "STRING"), ("unscorable", "STRING"))
+SHADOW_FIELDS = RESPONSE_FIELDS + tuple(name for name, _ in _SHADOW_TYPES)
+SHADOW_DDL = RESPONSE_DDL + "".join(f", {n} {t}" for n, t in _SHADOW_TYPES)
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,7 +6,9 @@
 * ``ServedReference`` (the web app): the served model's reference data alone, to validate
   requests against what the job will score with;
 * ``AliasWatcher``: both follow the registry alias through it, asking every FD_MODEL_POLL_S
-  seconds and swapping when it moves.
+  seconds and swapping when it moves;
+* ``shadow_choice`` / ``registry_aliases`` / ``ShadowModel``: the model the job scores in
+  shadow beside the champion (the ``challenger`` alias, else ``previous``), answering no one.
 
 The registry side (client, lookups, artifacts) is ``flightdelay.registry``. pyspark is imported
 lazily: the web app serves the reference without Spark.
@@ -18,9 +20,9 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
-from flightdelay import registry
+from flightdelay import registry, schema
 from flightdelay.config import Settings
 from flightdelay.model_dir import SHIPPED, SHIPPED_VERSION
 from flightdelay.reference import Reference, load_reference
@@ -100,6 +102,43 @@ def load_served_model(s: Settings) -> ServedModel:
         except Exception:  # any failure to load falls back to the model in the clone
             log.exception("could not load %s version %s; serving the shipped model", s.model_name, version)
     return load_shipped(s)
+
+
+@dataclass(frozen=True)
+class ShadowModel:
+    """A registered version scored beside the champion on every valid request; its predictions
+    go to the shadow topic only (schema.SHADOW_FIELDS). ``role``: one of schema.SHADOW_ROLES."""
+    role: str
+    model: ServedModel
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.role, self.model.version
+
+
+def shadow_choice(s: Settings, aliases: Mapping[str, str], champion_version: str) -> tuple[str, str] | None:
+    """(role, version) of the model to score in shadow, given the registry's aliases (alias ->
+    version) and the version that answers: the challenger if there is one other than the
+    champion, else the previous champion (on probation after a promotion) if other than it,
+    else None (no shadow scoring, no cost)."""
+    for alias, role in zip((s.challenger_alias, s.previous_alias), schema.SHADOW_ROLES):
+        version = aliases.get(alias)
+        if version is not None and str(version) != str(champion_version):
+            return role, str(version)
+    return None
+
+
+def registry_aliases(s: Settings) -> dict[str, str] | None:
+    """Every alias of the model and its version, in one registry call ({} when the model is not
+    registered); None when the registry does not answer (the caller keeps what it has)."""
+    try:
+        model = registry.client(s).get_registered_model(s.model_name)
+    except Exception as exc:  # MlflowException or a connection error
+        if registry.is_not_found(exc):
+            return {}
+        log.warning("registry %s not answering (%s: %s)", s.mlflow_uri, type(exc).__name__, exc)
+        return None
+    return {alias: str(version) for alias, version in (model.aliases or {}).items()}
 
 
 class AliasWatcher:

@@ -33,7 +33,8 @@ class JobProcess:
                         FD_REQUEST_TOPIC=f"test-req-{sfx}", FD_RESPONSE_TOPIC=f"test-resp-{sfx}",
                         FD_DLQ_TOPIC=f"test-dlq-{sfx}", FD_MONGO_COLLECTION=f"test_predictions_{sfx}",
                         FD_OUTCOME_TOPIC=f"test-outcome-{sfx}", FD_SCORED_TOPIC=f"test-scored-{sfx}",
-                        FD_MONITOR_TOPIC=f"test-monitor-{sfx}",  # discard() deletes the job's topics
+                        FD_MONITOR_TOPIC=f"test-monitor-{sfx}", FD_SHADOW_TOPIC=f"test-shadow-{sfx}",
+                        # discard() deletes the job's topics: every platform topic needs its own name here
                         FD_PREDICTION_ARCHIVE_PATH=f"/tmp/test-archive-{sfx}",
                         FD_SCORED_ARCHIVE_PATH=f"/tmp/test-scored-{sfx}",
                         FD_MODEL_NAME=f"test_model_{sfx}",  # no champion: the shipped model serves

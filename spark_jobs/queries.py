@@ -1,7 +1,8 @@
 """The job's streaming queries (named in the Spark UI), each with its own checkpoint:
 
   predict            request topic -> validate -> features -> PipelineModel -> response topic
-                     (or the dead-letter topic), real-time mode by default
+                     (or the dead-letter topic), real-time mode by default; while a shadow
+                     model exists, each valid request scored by it too -> shadow topic
   archive-mongo      response topic -> MongoDB, insert-if-absent by UUID (micro-batch)
   archive-cassandra  response topic -> Cassandra, UUID in both keys      (micro-batch), and the
                      outcome topic joined with them (spark_jobs.outcomes)
@@ -20,7 +21,7 @@ from pyspark.sql import functions as F
 
 from flightdelay import kafka
 from flightdelay.config import Settings
-from flightdelay.serving import ServedModel
+from flightdelay.serving import ServedModel, ShadowModel
 from flightdelay.stores import parquet
 from spark_jobs import sinks
 from spark_jobs.transform import SOURCE_COLUMNS, parse_predictions, score
@@ -43,9 +44,11 @@ def kafka_stream(spark: SparkSession, s: Settings, topic: str, *, limit: bool = 
     return reader.load()
 
 
-def start_predict(spark: SparkSession, s: Settings, served: ServedModel):
+def start_predict(spark: SparkSession, s: Settings, served: ServedModel, shadow: ShadowModel | None = None):
+    """The predict query: answers from ``served``; with ``shadow``, the same requests scored by
+    the shadow model too, to the shadow topic (spark_jobs.transform.shadow_rows)."""
     realtime = s.predict_trigger == "realtime"
-    rows = score(kafka_stream(spark, s, s.request_topic, limit=not realtime), served, s)
+    rows = score(kafka_stream(spark, s, s.request_topic, limit=not realtime), served, s, shadow)
     writer = (rows.writeStream.queryName("predict").format("kafka").options(**kafka.spark_sink_options(s))
               .option("kafka.linger.ms", str(s.predict_linger_ms))
               .option("checkpointLocation", checkpoint_dir(s, "predict"))
@@ -53,8 +56,10 @@ def start_predict(spark: SparkSession, s: Settings, served: ServedModel):
     writer = writer.trigger(realTime=s.realtime_interval) if realtime \
         else writer.trigger(processingTime="0 seconds")
     query = writer.start()
-    log.info("query predict started (%s trigger) serving %s version %s (%s, %s engine)",
-             "real-time" if realtime else "micro-batch", served.name, served.version, served.source, served.engine)
+    log.info("query predict started (%s trigger) serving %s version %s (%s, %s engine); %s",
+             "real-time" if realtime else "micro-batch", served.name, served.version, served.source, served.engine,
+             "no shadow model" if shadow is None else
+             f"version {shadow.model.version} ({shadow.role}, {shadow.model.engine} engine) in shadow to {s.shadow_topic}")
     return query
 
 

@@ -1,6 +1,7 @@
 """Supervision of the job's queries: start them, swap in a new champion model between batches,
-restart a query that died, report progress (log lines and the status file), and keep the
-store writers at a lower CPU priority than the predict query."""
+follow the shadow model (the challenger, else the previous champion) the same way, restart a
+query that died, report progress (log lines and the status file), and keep the store writers
+at a lower CPU priority than the predict query."""
 from __future__ import annotations
 
 import json
@@ -14,13 +15,24 @@ from pyspark.sql import SparkSession
 
 from flightdelay import status as job_status
 from flightdelay.config import Settings
-from flightdelay.serving import AliasWatcher, ServedModel, load_registered, load_served_model
+from flightdelay.serving import (
+    AliasWatcher,
+    ServedModel,
+    ShadowModel,
+    load_registered,
+    load_served_model,
+    registry_aliases,
+    shadow_choice,
+)
 from flightdelay.stores.cassandra import CassandraWriter
 from flightdelay.stores.mongo import MongoWriter
 from spark_jobs.outcomes import Outcomes, start_scored_archive
 from spark_jobs.queries import checkpoint_dir, start_archive, start_predict, start_store
 
 log = logging.getLogger("spark_jobs.supervisor")
+# Pauses before loading again a shadow version that failed to load (then every last one): a
+# broken challenger must not cost a model download at every poll.
+SHADOW_RETRY_S = (30.0, 60.0, 120.0, 300.0)
 
 
 @dataclass
@@ -30,17 +42,20 @@ class PredictionJob:
     stores: bool = True
     stopping: threading.Event = field(default_factory=threading.Event)
     served: ServedModel | None = None
+    shadow: ShadowModel | None = None             # scored beside the champion, answers no one
     watcher: AliasWatcher | None = None
     queries: dict = field(default_factory=dict)
     factories: dict = field(default_factory=dict)
     failures: dict = field(default_factory=dict)   # query -> restarts since it was last seen running
     retry_at: dict = field(default_factory=dict)   # query -> monotonic time of its next restart
+    shadow_failures: dict = field(default_factory=dict)  # (role, version) -> (failed loads, next attempt)
 
     def start(self) -> None:
         s = self.settings
         self.served = load_served_model(s)
+        self.shadow = self.shadow_for(self.wanted_shadow(self.served.version))
         self.watcher = AliasWatcher(s, self.served.version, self.swap_model)
-        self.factories = {"predict": lambda: start_predict(self.spark, s, self.served)}
+        self.factories = {"predict": lambda: start_predict(self.spark, s, self.served, self.shadow)}
         if self.stores:
             self.factories.update({
                 "archive-mongo": lambda: start_store(self.spark, s, "archive-mongo", MongoWriter(s),
@@ -71,9 +86,70 @@ class PredictionJob:
         except Exception:  # keep serving the current model; try again at the next poll
             log.exception("could not load version %s; still serving %s", version, self.served.version)
             return False
+        # The shadow model for the new champion in the same restart (after a promotion the
+        # challenger is the champion and the previous champion takes its place in shadow).
+        wanted = self.wanted_shadow(candidate.version)
+        self.restart_predict(candidate, self.shadow_for(wanted) if self.shadow_due(wanted) else None)
+        return True
+
+    def restart_predict(self, served: ServedModel, shadow: ShadowModel | None) -> None:
+        """Stop the predict query between batches and start it again on these models, from its
+        checkpoint: the requests waiting meanwhile are answered by the new query."""
         self.queries["predict"].stop()
-        self.served = candidate
+        self.served, self.shadow = served, shadow
         self.restart("predict")
+
+    # -- the shadow model --------------------------------------------------------------------
+    def wanted_shadow(self, champion_version: str) -> tuple[str, str] | None:
+        """(role, version) the registry's aliases name for shadow scoring beside
+        ``champion_version`` (serving.shadow_choice); a registry not answering keeps the shadow
+        model of now, unless it is that champion."""
+        aliases = registry_aliases(self.settings)
+        if aliases is None:
+            current = shadow_key(self.shadow)
+            return None if current is None or current[1] == champion_version else current
+        return shadow_choice(self.settings, aliases, champion_version)
+
+    def shadow_due(self, wanted: tuple[str, str] | None) -> bool:
+        """False while a version that failed to load waits for its next attempt."""
+        return wanted is None or time.monotonic() >= self.shadow_failures.get(wanted, (0, 0.0))[1]
+
+    def shadow_for(self, wanted: tuple[str, str] | None) -> ShadowModel | None:
+        """The shadow model for ``wanted`` (role, version): the one loaded already if it is that
+        version, else loaded from the registry. None if nothing is wanted or it cannot be loaded:
+        that is logged, the champion answers without a shadow model, and the version is tried
+        again after a pause (SHADOW_RETRY_S)."""
+        if wanted is None:
+            return None
+        role, version = wanted
+        if self.shadow is not None and self.shadow.model.version == version:
+            return ShadowModel(role, self.shadow.model)
+        try:
+            model = load_registered(self.settings, version)
+        except Exception:  # never let the shadow model stop the champion's answers
+            failures = self.shadow_failures.get(wanted, (0, 0.0))[0] + 1
+            pause = SHADOW_RETRY_S[min(failures, len(SHADOW_RETRY_S)) - 1]
+            self.shadow_failures[wanted] = (failures, time.monotonic() + pause)
+            log.exception("could not load %s version %s for shadow scoring (%s, attempt %d); answering without "
+                          "a shadow model, next attempt in %.0f s", self.settings.model_name, version, role,
+                          failures, pause)
+            return None
+        self.shadow_failures.pop(wanted, None)
+        return ShadowModel(role, model)
+
+    def follow_shadow(self) -> bool:
+        """Ask the registry which model to score in shadow; when that changed (a challenger
+        appeared, its alias moved or went), restart the predict query on it between batches,
+        as for a champion swap. True if the predict query was restarted."""
+        wanted = self.wanted_shadow(self.served.version)
+        if wanted == shadow_key(self.shadow) or not self.shadow_due(wanted):
+            return False
+        shadow = self.shadow_for(wanted)
+        if shadow_key(shadow) == shadow_key(self.shadow):
+            return False
+        log.info("shadow model: %s -> %s; restarting the predict query", describe_shadow(self.shadow),
+                 describe_shadow(shadow))
+        self.restart_predict(self.served, shadow)
         return True
 
     def check_queries(self) -> None:
@@ -107,12 +183,13 @@ class PredictionJob:
             return False
 
     def run(self) -> None:
-        """Every FD_MODEL_POLL_S seconds: restart dead queries, follow the alias, write the
-        status. The alias is checked here rather than by ``watcher.follow`` in a thread of its
+        """Every FD_MODEL_POLL_S seconds: restart dead queries, follow the aliases (the champion,
+        then the shadow model), write the status. The alias is checked here rather than by ``watcher.follow`` in a thread of its
         own, so a model swap and a query restart never run at the same time."""
         while not self.stopping.wait(self.settings.model_poll_s):
             self.check_queries()
             self.watcher.check()
+            self.follow_shadow()
             self.write_status()
 
     def write_status(self) -> None:
@@ -131,6 +208,14 @@ class PredictionJob:
                 log.info("query %s stopped", name)
             except Exception:  # stopping is best effort; Spark exits with the process anyway
                 log.exception("query %s did not stop cleanly", name)
+
+
+def shadow_key(shadow: ShadowModel | None) -> tuple[str, str] | None:
+    return None if shadow is None else shadow.key
+
+
+def describe_shadow(shadow: ShadowModel | None) -> str:
+    return "none" if shadow is None else f"version {shadow.model.version} ({shadow.role})"
 
 
 def first_line(error) -> str:

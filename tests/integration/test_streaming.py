@@ -14,6 +14,7 @@ from flightdelay import status as job_status
 from flightdelay.reference import load_reference
 from flightdelay.stores import cassandra, mongo, parquet
 from harness.job import JobProcess
+from harness.models import register_shipped_model
 from harness.traffic import collect, produce, produce_requests, sample_requests
 from harness.wait import wait_for
 
@@ -154,27 +155,6 @@ def test_kill_minus_nine_mid_stream_loses_and_duplicates_nothing(job, spark):
     archived = wait_for(lambda: (a := parquet.read_uuids(spark, s)) and len(set(a)) >= len(uuids) and a, 180,
                         "the archive")
     assert len(archived) == len(set(archived)) == len(uuids)
-
-
-def register_shipped_model(s, name):
-    """Log the shipped PipelineModel and its reference data as a new version of ``name``."""
-    import mlflow
-    import mlflow.spark
-    import pyspark
-    from pyspark.ml import PipelineModel
-
-    from flightdelay.model_dir import SHIPPED
-    from flightdelay.registry import MODEL_ARTIFACT_PATH, REFERENCE_ARTIFACT_PATH
-
-    mlflow.set_tracking_uri(s.mlflow_uri)
-    mlflow.set_registry_uri(s.mlflow_uri)
-    mlflow.set_experiment(f"test-{name}")
-    with mlflow.start_run():
-        mlflow.log_artifact(str(SHIPPED.reference), REFERENCE_ARTIFACT_PATH.rsplit("/", 1)[0])
-        info = mlflow.spark.log_model(PipelineModel.load(str(SHIPPED.pipeline)), MODEL_ARTIFACT_PATH,
-                                      registered_model_name=name,
-                                      pip_requirements=[f"pyspark=={pyspark.__version__}"])
-    return str(info.registered_model_version)
 
 
 def test_alias_move_is_served_without_a_restart(job, spark):

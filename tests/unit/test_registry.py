@@ -123,6 +123,7 @@ def test_the_job_restarts_its_predict_query_on_the_new_champion(monkeypatch):
         return ServedModel(s.model_name, version, pipeline=None, reference=None, source="mlflow")
 
     monkeypatch.setattr(supervisor, "load_registered", load_registered)
+    monkeypatch.setattr(supervisor, "registry_aliases", lambda s: {})  # no shadow model (test_shadow_model.py)
     job = supervisor.PredictionJob(spark=None, settings=load_settings({}))
     job.served = ServedModel(job.settings.model_name, SHIPPED_VERSION, None, None, "shipped")
     job.watcher = AliasWatcher(job.settings, SHIPPED_VERSION, job.swap_model)
