@@ -43,6 +43,7 @@ POLL_S = 0.5
 MAX_MESSAGES = 2000
 DECIDE_S = 10.0        # the aliases are asked for (and the rule run) at least this often
 DECIDE_AFTER_PAIRS_S = 1.0  # new pairs are judged at most this often
+UNKNOWN_CONTEST_S = 5.0     # pairs of a contest the aliases read do not name: read them again, at most this often
 WAIT_S = 120.0         # how long a scored record waits for its shadow prediction
 WAIT_RETRY_S = 5.0     # how often the waiting ones look again
 WAITING_MAX = 100_000  # scored records kept waiting (then the oldest are given up)
@@ -180,6 +181,8 @@ class Decider:
         self.contest_written: dict[tuple, tuple] = {}
         self.next_decide = 0.0
         self.last_decided = float("-inf")
+        self.shadow_seen_at = self.aliases_read_at = float("-inf")
+        self.paired_contests: set = set()   # contests that got pairs since the last decision
         self.last: dict | None = None      # the last decision taken, for the status file
         self.counts = {"shadow": 0, "scored": 0, "malformed": 0, "paired": 0, "unpaired": 0, "unscorable": 0,
                        "other_champion": 0, "decisions": 0, "registry_failed": 0, "cassandra_failed": 0}
@@ -227,10 +230,12 @@ class Decider:
         self.consumer.store_offsets(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()])
 
     # -- a batch -----------------------------------------------------------------------------------
-    def shadow_expected(self) -> bool:
+    def shadow_expected(self, now: float) -> bool:
         """Whether a scored record without its shadow prediction may yet get one: a shadow model
-        is named by the registry (or was, when it could not be asked)."""
-        return self.aliases is None or bool(self.aliases.get("challenger") or self.aliases.get("previous"))
+        is named by the registry as last read (or it could not be read), or shadow predictions
+        came within WAIT_S (the aliases read may be older than the contest)."""
+        return (self.aliases is None or bool(self.aliases.get("challenger") or self.aliases.get("previous"))
+                or now - self.shadow_seen_at < WAIT_S)
 
     def store_batch(self, shadows: list[dict], scored: list[dict], now: float) -> list[promotion.Pair]:
         """Store the shadow predictions, pair the scored records (the batch's and the waiting ones
@@ -238,8 +243,9 @@ class Decider:
         the batch is tried again)."""
         if shadows:
             self.store.write_shadows(shadows)
+            self.shadow_seen_at = now
         due = [rec for rec, _, next_look in self.waiting.values() if next_look <= now]
-        if not (shadows or self.shadow_expected()):
+        if not self.shadow_expected(now):
             scored = []   # no shadow model and none in this batch: nothing to pair these with
         candidates = scored + due
         if not candidates:
@@ -261,6 +267,7 @@ class Decider:
                     self.counts["other_champion"] += 1
         self.store.write_pairs(pairs)
         for pair in pairs:
+            self.paired_contests.add(pair.contest)
             book = self.books.get(pair.contest)
             if book is not None:
                 book.add(pair.uuid, pair.champion_correct, pair.shadow_correct)
@@ -270,7 +277,7 @@ class Decider:
     def wait_or_give_up(self, record: dict, now: float) -> None:
         uuid = record["uuid"]
         give_up_at = self.waiting[uuid][1] if uuid in self.waiting else now + WAIT_S
-        if now >= give_up_at or not self.shadow_expected():
+        if now >= give_up_at or not self.shadow_expected(now):
             self.waiting.pop(uuid, None)
             self.counts["unpaired"] += 1   # no shadow prediction of it came
             return
@@ -325,9 +332,13 @@ class Decider:
         if not self.mlflow.ready(now) or not self.cassandra.ready(now):
             return []
         try:
-            if now >= self.next_decide or self.aliases is None:
+            known = self.current_contests(self.aliases) if self.aliases is not None else {}
+            unknown = not self.paired_contests <= set(known) and now >= self.aliases_read_at + UNKNOWN_CONTEST_S
+            if now >= self.next_decide or self.aliases is None or unknown:
+                # (unknown: pairs of a contest the aliases read do not name, which may be older than it)
                 self.aliases = through("mlflow", self.registry.aliases)
-                self.next_decide = now + DECIDE_S
+                self.aliases_read_at, self.next_decide = now, now + DECIDE_S
+            self.paired_contests = set()
             self.drop_aliases_on_the_champion()
             contests = self.current_contests(self.aliases)
             self.books = {k: v for k, v in self.books.items() if k in contests}

@@ -286,3 +286,14 @@ def test_nothing_is_moved_when_the_aliases_moved_since_the_judgement(s):
     shadows, scored = contest(120, lambda i: False, lambda i: True)
     assert d.turn(shadows + scored, now=0.0) == []
     assert reg.alias == {"champion": "3", "challenger": "5", "previous": None} and not store.events and not reg.tags
+
+
+def test_a_contest_that_began_after_the_aliases_were_read_is_judged_without_waiting_for_the_next_read(s):
+    store, reg = Store(), Registry()
+    d = decider(s, store, reg)
+    d.turn([], now=0.0)                       # no challenger yet
+    reg.alias["challenger"] = "4"             # the DAG registers one; the job starts scoring it in shadow
+    shadows, scored = contest(120, lambda i: False, lambda i: True)
+    d.turn(shadows, now=1.0)
+    (taken,) = d.turn(scored, now=6.0)        # the scored records come in a batch of their own
+    assert taken.action == promotion.PROMOTE and taken.figures["n"] == 120
