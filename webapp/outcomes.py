@@ -33,6 +33,7 @@ DELIVERY_TIMEOUT_S = 10   # the broker's acknowledgement of a batch
 RETRY_S = 30.0            # after Cassandra failed, sections say so this long before asking again
 WALL_HOURS = 24           # the model page's wall-time chart: this many hours back
 DRIFT_HOURS = 24          # the model page's drift chart: this many hours back
+EVENTS_SHOWN = 50         # the model page's promotion events: the newest this many
 
 
 def install(app: Flask, csrf) -> None:
@@ -245,6 +246,34 @@ def drift_section() -> dict:
     return {"points": points, "last": windows[-1] if windows else None, "alerts": sum(1 for w in windows if w["alert"]),
             "moderate": s.monitor_psi_moderate, "significant": s.monitor_psi_significant, "hours": DRIFT_HOURS,
             "window_n": s.monitor_window_n, "window_s": s.monitor_window_s}
+
+
+@bp.app_template_global()
+def promotion_section(served_version: str | None = None) -> dict:
+    """The model page's promotion section: the contests running (the champion against a challenger
+    or, on probation, against its predecessor: both accuracies on the same flights, McNemar's
+    p-values so far) and the events (promotions, refusals, rollbacks, probation passes), as the
+    decider (monitor/decider.py) stores them (``flightdelay.stores.promotion``)."""
+    from flightdelay.stores import promotion as store
+
+    s = parts.settings()
+    try:
+        sess = reader().session()
+        contests = store.contests(sess, s.model_name)
+        events = store.events(sess, s.model_name, limit=EVENTS_SHOWN)
+    except Exception as exc:  # Cassandra down: the section says so
+        log.warning("promotion records not readable: %s", exc)
+        return {"error": str(exc)}
+    for record in (*contests, *events):
+        ms = record.get("decided_at", record.get("updated_at"))
+        record["when"] = None if ms is None else time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000))
+    running, seen = [], set()
+    for c in contests:   # newest first: the latest contest of each role beside the served version
+        if c["state"] == "wait" and c["champion_version"] == served_version and c["role"] not in seen:
+            seen.add(c["role"])
+            running.append(c)
+    return {"running": running, "events": events, "alpha": s.promote_alpha, "min_outcomes": s.promote_min_outcomes,
+            "max_outcomes": s.promote_max_outcomes, "probation_outcomes": s.probation_outcomes}
 
 
 @bp.app_template_global()
