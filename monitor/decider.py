@@ -187,14 +187,21 @@ class Decider:
         self.counts = {"shadow": 0, "scored": 0, "malformed": 0, "paired": 0, "unpaired": 0, "unscorable": 0,
                        "other_champion": 0, "decisions": 0, "registry_failed": 0, "cassandra_failed": 0}
         self.consumer = None
+        self.kafka_down = False
         self.assigned: list[str] = []
 
     # -- Kafka -------------------------------------------------------------------------------------
     def connect(self) -> None:
         self.consumer = kafka.consumer(self.s, f"{self.s.monitor_group}-decider", {
             "auto.offset.reset": self.s.monitor_starting_offsets, "enable.auto.commit": True,
-            "enable.auto.offset.store": False})
+            "enable.auto.offset.store": False, "error_cb": self.kafka_error})
         self.consumer.subscribe([self.s.shadow_topic, self.s.scored_topic], on_assign=self.on_assign)
+
+    def kafka_error(self, err) -> None:
+        """librdkafka's client-level errors (brokers down ...): one line when it starts failing."""
+        if not self.kafka_down:
+            log.warning("decider: Kafka: %s (the consumer keeps reconnecting)", err)
+        self.kafka_down = True
 
     def on_assign(self, consumer, partitions) -> None:
         self.assigned = sorted({f"{p.topic}[{p.partition}]" for p in partitions} | set(self.assigned))
@@ -207,6 +214,9 @@ class Decider:
             if msg.error():
                 log.warning("Kafka: %s", msg.error())
                 continue
+            if self.kafka_down:
+                log.info("decider: Kafka answers again")
+                self.kafka_down = False
             offsets[(msg.topic(), msg.partition())] = msg.offset() + 1
             try:
                 if msg.topic() == self.s.shadow_topic:
@@ -486,6 +496,11 @@ class Decider:
         self.connect()
         try:
             while not stop.is_set():
+                if self.aliases is None:   # nothing to judge before the registry answered once: read nothing
+                    self.decide(self.clock())
+                    if self.aliases is None:
+                        stop.wait(POLL_S)
+                        continue
                 if self.pending:   # a batch waits for Cassandra: read nothing more until it is stored
                     stop.wait(min(POLL_S, max(0.0, self.cassandra.next_at - self.clock())))
                     self.turn([])
