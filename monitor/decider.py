@@ -163,7 +163,7 @@ def decision_tags(d: promotion.Decision, decided_at: dt.datetime) -> dict[str, s
 class Decider:
     def __init__(self, s: Settings, *, store: PromotionStore | None = None, registry_: Registry | None = None,
                  clock=time.monotonic):
-        from monitor.service import Backoff  # the monitor's own backoff (service imports this module lazily)
+        from monitor.service import Backoff  # the monitor's own backoff (here, not at the top: service imports us)
 
         self.s = s
         self.rule = promotion.Rule.from_settings(s)
@@ -183,6 +183,7 @@ class Decider:
         self.last_decided = float("-inf")
         self.shadow_seen_at = self.aliases_read_at = float("-inf")
         self.paired_contests: set = set()   # contests that got pairs since the last decision
+        self.undecided = False              # pairs came since the last decision
         self.last: dict | None = None      # the last decision taken, for the status file
         self.counts = {"shadow": 0, "scored": 0, "malformed": 0, "paired": 0, "unpaired": 0, "unscorable": 0,
                        "other_champion": 0, "decisions": 0, "registry_failed": 0, "cassandra_failed": 0}
@@ -304,9 +305,9 @@ class Decider:
             self.pending.append(self.take(messages))
         elif not self.pending and any(next_look <= now for _, _, next_look in self.waiting.values()):
             self.pending.append(([], [], {}))   # the waiting scored records look again
-        paired = self.store_pending(now)
+        self.undecided = self.store_pending(now) > 0 or self.undecided
         self.store_events(now)
-        if now >= self.next_decide or (paired and now >= self.last_decided + DECIDE_AFTER_PAIRS_S):
+        if now >= self.next_decide or (self.undecided and now >= self.last_decided + DECIDE_AFTER_PAIRS_S):
             return self.decide(now)
         return []
 
@@ -338,7 +339,7 @@ class Decider:
     def decide(self, now: float) -> list[promotion.Decision]:
         """Judge the contests the aliases name and act on what the rule says; the decisions taken
         (at most one: the aliases it moved are read again before the next)."""
-        self.last_decided = now
+        self.last_decided, self.undecided = now, False
         if not self.mlflow.ready(now) or not self.cassandra.ready(now):
             return []
         try:

@@ -297,3 +297,12 @@ def test_a_contest_that_began_after_the_aliases_were_read_is_judged_without_wait
     d.turn(shadows, now=1.0)
     (taken,) = d.turn(scored, now=6.0)        # the scored records come in a batch of their own
     assert taken.action == promotion.PROMOTE and taken.figures["n"] == 120
+
+
+def test_pairs_arriving_just_after_a_decision_are_judged_a_second_later_not_ten(s):
+    store, reg = Store(), Registry(challenger="4")
+    d = decider(s, store, reg)
+    d.turn([], now=0.0)
+    shadows, scored = contest(120, lambda i: False, lambda i: True)
+    assert d.turn(shadows + scored, now=0.5) == []     # judged at most once a second
+    assert [t.action for t in d.turn([], now=1.2)] == [promotion.PROMOTE]
