@@ -58,6 +58,12 @@ class Load(threading.Thread):
     def mark(self, phase: str) -> None:
         self.phase = phase
 
+    def sent_before(self, phase: str) -> list[str]:
+        """UUIDs of the requests sent in every phase but ``phase`` (mark it first): a fault's
+        backlog. Read under the lock: the producer thread keeps adding."""
+        with self._lock:
+            return [u for u, p in self.phases.items() if p != phase]
+
     def run_for(self, seconds: float) -> None:
         """Let the load run ``seconds`` (a soak's length or a fault's outage: the time is the
         point, not a condition to wait for); raise at once if the producer thread died."""
@@ -101,7 +107,8 @@ class Load(threading.Thread):
                     self.before_send(request)
                 request["requested_at"] = int(time.time() * 1000)
                 request["FlightDate"] = self.dates[i % len(self.dates)]
-                self.phases[request["UUID"]] = self.phase
+                with self._lock:
+                    self.phases[request["UUID"]] = self.phase
                 producer.produce(self.s.request_topic, key=request["UUID"].encode(),
                                  value=json.dumps(request).encode(), on_delivery=self._delivered(request))
                 self.sent += 1

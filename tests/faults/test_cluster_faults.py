@@ -155,7 +155,7 @@ def run_cluster_case(name, s, ledger, reference, report, *, inject, restore, out
         notes.update(restore() or {})
         back_s = time.monotonic() - restore_at
         load.mark("after")
-        backlog = [u for u, phase in list(load.phases.items()) if phase != "after"]
+        backlog = load.sent_before("after")
         say(f"{name}: node back in {back_s:.1f} s; {len(backlog)} requests sent before, waiting for them")
 
         def answered_and_stored() -> bool:

@@ -60,7 +60,7 @@ def run_case(name, s, ledger, reference, report, *, inject, restore, outage_s=0.
         restore()
         back_s = time.monotonic() - restore_at if outage_s else inject_s  # a restart is its own restore
         load.mark("after")
-        backlog = [u for u, phase in list(load.phases.items()) if phase != "after"]
+        backlog = load.sent_before("after")
         say(f"{name}: service back in {back_s:.1f} s; {len(backlog)} requests sent before, waiting for them")
 
         def recovered() -> bool:
