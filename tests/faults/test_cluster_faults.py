@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -131,8 +132,29 @@ def disturbance(sent_at: dict[str, float], answered_at: dict[str, float], fault_
             "answers_normal_after_s": round(max(slow) - fault_at, 1) if slow else 0.0}
 
 
+def status_page_state(s, host: str) -> tuple[str, str] | None:
+    """(row name, "up"|"down") of the node at ``host`` on the web app's status page, or None."""
+    page = requests.get(f"http://{s.host}:{s.webapp_port}/status", timeout=60).text
+    found = re.search(r"↳ (?:<a [^>]*>)?([^<]*\(" + re.escape(host) + r"\))(?:</a>)?</td>\s*<td><span class=\"state "
+                      r"(up|down)\"", page)
+    return (found.group(1), found.group(2)) if found else None
+
+
+def status_page_shows(s, host: str, state: str, within_s: float = 45.0) -> str:
+    """Wait until the status page shows the node at ``host`` in ``state``; what it showed, when."""
+    began = time.monotonic()
+    seen = []
+
+    def shown() -> bool:
+        seen.append(status_page_state(s, host))
+        return seen[-1] is not None and seen[-1][1] == state
+
+    wait_for(shown, within_s, f"the status page to show the node at {host} {state}", interval=1)
+    return f"'{seen[-1][0]}' {state} after {time.monotonic() - began:.1f} s"
+
+
 def run_cluster_case(name, s, ledger, reference, report, *, inject, restore, outage_s, seed, recovered,
-                     watch=FAST) -> dict:
+                     victim_host: str, watch=FAST) -> dict:
     """Load (producer and user path), inject, hold ``outage_s``, restore; then wait until the
     backlog is answered and stored and ``recovered()`` (the node back with what it missed,
     measured from the restore), keep loading 5 s, and count ``watch``."""
@@ -150,6 +172,7 @@ def run_cluster_case(name, s, ledger, reference, report, *, inject, restore, out
         say(f"{name}: fault injected after {load.sent} requests")
         fault_at = time.monotonic()
         notes.update(inject() or {})
+        notes["status page"] = status_page_shows(s, victim_host, "down")
         load.run_for(max(0.0, outage_s - (time.monotonic() - fault_at)))
         restore_at = time.monotonic()
         notes.update(restore() or {})
@@ -165,6 +188,7 @@ def run_cluster_case(name, s, ledger, reference, report, *, inject, restore, out
         backlog_s = time.monotonic() - restore_at
         notes.update(recovered(restore_at) or {})
         recovery_s = notes.pop("recovery_s")
+        notes["status page"] += f", {status_page_shows(s, victim_host, 'up')} of the recovery"
         say(f"{name}: backlog answered and stored {backlog_s:.1f} s after the restore, node recovered in "
             f"{recovery_s:.1f} s; 5 more seconds of load")
         after = len(load.accepted)
@@ -227,7 +251,8 @@ def test_a_kafka_broker_killed_under_load(platform, ledger, reference, report):
                                     "the restarted broker back in every in-sync replica set", since)}
 
     run_cluster_case(f"kafka broker {victim_id} SIGKILL", s, ledger, reference, report, seed=61, outage_s=30,
-                     inject=inject, restore=lambda: launcher.start(s, victim) and None, recovered=recovered)
+                     inject=inject, restore=lambda: launcher.start(s, victim) and None, recovered=recovered,
+                     victim_host=victim.host(s))
 
 
 # -- Cassandra ---------------------------------------------------------------------------------
@@ -258,7 +283,8 @@ def test_a_cassandra_node_stopped_for_60_s_under_load(platform, ledger, referenc
                                     "the hints for the restarted node replayed", since)}
 
     run_cluster_case("cassandra node 2 stopped 60 s", s, ledger, reference, report, seed=62, outage_s=60,
-                     inject=lambda: launcher.stop(s, victim) and None, restore=restore, recovered=recovered)
+                     inject=lambda: launcher.stop(s, victim) and None, restore=restore, recovered=recovered,
+                     victim_host=victim.host(s))
 
 
 # -- HDFS --------------------------------------------------------------------------------------
@@ -285,7 +311,7 @@ def test_a_datanode_stopped_under_load(platform, ledger, reference, report):
 
     run_cluster_case("hdfs datanode 2 stopped 90 s", s, ledger, reference, report, seed=63, outage_s=90,
                      watch=FAST + ("parquet",), inject=lambda: launcher.stop(s, victim) and None,
-                     restore=restore, recovered=recovered)
+                     restore=restore, recovered=recovered, victim_host=victim.host(s))
 
 
 # -- Spark -------------------------------------------------------------------------------------
@@ -313,7 +339,8 @@ def test_a_spark_worker_killed_under_load(platform, ledger, reference, report):
                                     "the job's executors back on every worker", since, interval=2)}
 
     run_cluster_case(f"spark worker {victim.node} SIGKILL", s, ledger, reference, report, seed=64, outage_s=30,
-                     inject=inject, restore=lambda: launcher.start(s, victim) and None, recovered=recovered)
+                     inject=inject, restore=lambda: launcher.start(s, victim) and None, recovered=recovered,
+                     victim_host=victim.host(s))
 
 
 def test_after_every_cluster_fault_one_record_per_store_and_nothing_lost(platform, ledger, report):
