@@ -39,6 +39,10 @@ class Service:
         """Part of ``make up`` with these settings (a service named explicitly always is)."""
         return True
 
+    def host(self, s: Settings) -> str:
+        """The address it listens on."""
+        return s.host
+
     def nice(self, s: Settings) -> int:
         return s.store_nice if self.archive_store else 0
 
@@ -66,6 +70,24 @@ class Service:
 
     def bootstrap(self, s: Settings) -> None:
         """Create topics / keyspaces / collections the platform uses; idempotent."""
+
+
+class ClusterNode:
+    """Node ``node`` of an FD_CLUSTER=1 cluster, on its own loopback address ``host``: listed
+    first among the bases of a node class (``class KafkaNode(ClusterNode, Kafka)``), so that its
+    name, address and switch win over the single server's."""
+
+    prefix = ""  # the node's name is <prefix>-<node>
+
+    def __init__(self, node: int, host: str):
+        self.node, self._host = node, host
+        self.name = f"{self.prefix}-{node}"
+
+    def enabled(self, s: Settings) -> bool:
+        return bool(s.cluster)
+
+    def host(self, s: Settings) -> str:
+        return self._host
 
 
 def java(s: Settings) -> str:

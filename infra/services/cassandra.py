@@ -19,7 +19,7 @@ from flightdelay.config import REPO_ROOT, Settings
 from flightdelay.health import check_cassandra, check_cassandra_node
 from flightdelay.stores import cassandra as cassandra_store
 from infra.process import StackError
-from infra.services.base import Service, java, java_env, maven_libs
+from infra.services.base import ClusterNode, Service, java, java_env, maven_libs
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +96,6 @@ class Cassandra(Service):
     def enabled(self, s: Settings) -> bool:
         return not s.cluster
 
-    def host(self, s: Settings) -> str:
-        return s.host
-
     def yaml_values(self, s: Settings) -> dict:
         return {"cluster_name": "flightdelay-local", "seeds": f"{s.host}:{s.cassandra_storage_port}",
                 "initial_token": 0, "hinted_handoff": "false"}
@@ -155,22 +152,12 @@ class Cassandra(Service):
         print(f"[cassandra] {cassandra_store.SCHEMA_FILE.name} applied to keyspace {s.cassandra_keyspace}", flush=True)
 
 
-class CassandraNode(Cassandra):
+class CassandraNode(ClusterNode, Cassandra):
     """Node ``node`` of the FD_CLUSTER=1 cluster, on its own address ``host``: its own data,
     commit log and hints directories, the native and storage ports of every node; only its
     JMX port (bound to 127.0.0.1 whatever the node's address) is FD_CASSANDRA_JMX_PORT + 100 * node."""
 
-    cluster = "cassandra"
-
-    def __init__(self, node: int, host: str):
-        self.node, self._host = node, host
-        self.name = f"cassandra-{node}"
-
-    def enabled(self, s: Settings) -> bool:
-        return bool(s.cluster)
-
-    def host(self, s: Settings) -> str:
-        return self._host
+    prefix = cluster = "cassandra"
 
     def url(self, s: Settings) -> str:
         return f"{self._host}:{s.cassandra_port}"

@@ -33,7 +33,7 @@ from flightdelay.config import REPO_ROOT, Settings
 from flightdelay.health import check_hdfs_datanode
 from flightdelay.stores import parquet
 from infra.process import StackError, until
-from infra.services.base import Service, fingerprint, java, java_env, maven_libs
+from infra.services.base import ClusterNode, Service, fingerprint, java, java_env, maven_libs
 
 POM = REPO_ROOT / "infra" / "hdfs" / "pom.xml"
 CONF_DIR = REPO_ROOT / "infra" / "hdfs" / "conf"  # log4j.properties
@@ -281,27 +281,21 @@ class HdfsNameNode(Hdfs):
         """Nothing yet: the archive directory is made once a DataNode reported (safe mode)."""
 
 
-class HdfsDataNode(Service):
-    """DataNode ``node`` of the FD_CLUSTER=1 cluster on its own address ``host``."""
+class HdfsDataNode(ClusterNode, Service):
+    """A DataNode of the FD_CLUSTER=1 cluster."""
 
     cluster = "hdfs"
+    prefix = "hdfs-datanode"
     archive_store = True
     start_timeout = 120.0
     stop_grace = 30.0
     HEAP = "-Xmx256m"
 
-    def __init__(self, node: int, host: str):
-        self.node, self.host = node, host
-        self.name = f"hdfs-datanode-{node}"
-
-    def enabled(self, s: Settings) -> bool:
-        return bool(s.cluster)
-
     def port(self, s: Settings) -> int:
         return s.hdfs_datanode_port + 10 * (self.node - 1)
 
     def url(self, s: Settings) -> str:
-        return f"{self.host}:{self.port(s)} (HTTP http://{self.host}:{s.hdfs_datanode_http_port})"
+        return f"{self._host}:{self.port(s)} (HTTP http://{self._host}:{s.hdfs_datanode_http_port})"
 
     def install(self, s: Settings) -> None:
         Hdfs().install(s)
@@ -314,17 +308,17 @@ class HdfsDataNode(Service):
         return daemon_command(s, self.HEAP, DATANODE_CLASS, {
             **cluster_conf(s, workdir),
             "dfs.datanode.data.dir": (workdir / "data").as_uri(),
-            "dfs.datanode.hostname": self.host,
-            "dfs.datanode.address": f"{self.host}:{self.port(s)}",
-            "dfs.datanode.http.address": f"{self.host}:{s.hdfs_datanode_http_port}",
-            "dfs.datanode.ipc.address": f"{self.host}:{s.hdfs_datanode_ipc_port}",
+            "dfs.datanode.hostname": self._host,
+            "dfs.datanode.address": f"{self._host}:{self.port(s)}",
+            "dfs.datanode.http.address": f"{self._host}:{s.hdfs_datanode_http_port}",
+            "dfs.datanode.ipc.address": f"{self._host}:{s.hdfs_datanode_ipc_port}",
         })
 
     def env(self, s: Settings) -> dict[str, str]:
         return Hdfs().env(s)
 
     def probe(self, s: Settings) -> None:
-        check_hdfs_datanode(s, self.host)
+        check_hdfs_datanode(s, self._host)
 
     def bootstrap(self, s: Settings) -> None:
         """The archive directory, once the NameNode has left safe mode (the DataNodes reported

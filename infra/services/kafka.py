@@ -19,7 +19,7 @@ from flightdelay import kafka
 from flightdelay.config import REPO_ROOT, Settings
 from flightdelay.health import check_kafka, check_kafka_broker
 from infra.process import StackError, until
-from infra.services.base import Service, java, java_env, maven_libs
+from infra.services.base import ClusterNode, Service, java, java_env, maven_libs
 
 log = logging.getLogger(__name__)
 
@@ -85,24 +85,17 @@ class Kafka(Service):
         ensure_topics(s, s.platform_topics)
 
 
-class KafkaNode(Kafka):
-    """Node ``node`` of the FD_CLUSTER=1 cluster, on its own address ``host``."""
+class KafkaNode(ClusterNode, Kafka):
+    """A broker (and KRaft controller) of the FD_CLUSTER=1 cluster."""
 
-    cluster = "kafka"
+    prefix = cluster = "kafka"
     quorum = True  # no node answers before a majority of the controllers runs
 
-    def __init__(self, node: int, host: str):
-        self.node, self.host = node, host
-        self.name = f"kafka-{node}"
-
-    def enabled(self, s: Settings) -> bool:
-        return bool(s.cluster)
-
     def url(self, s: Settings) -> str:
-        return f"{self.host}:{s.kafka_port}"
+        return f"{self._host}:{s.kafka_port}"
 
     def server_properties(self, s: Settings, workdir: Path) -> str:
-        return broker_properties(s, workdir, node_id=self.node, host=self.host, voters=s.kafka_brokers,
+        return broker_properties(s, workdir, node_id=self.node, host=self._host, voters=s.kafka_brokers,
                                  session_timeout_ms=s.kafka_session_timeout_ms)
 
     def cluster_id(self, s: Settings) -> str:
@@ -114,7 +107,7 @@ class KafkaNode(Kafka):
         return path.read_text().strip()
 
     def probe(self, s: Settings) -> None:
-        check_kafka_broker(s, self.host, self.node)
+        check_kafka_broker(s, self._host, self.node)
 
     def bootstrap(self, s: Settings) -> None:
         """The topics, once as many brokers as they have copies are registered (the first

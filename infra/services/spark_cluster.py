@@ -22,7 +22,7 @@ from pathlib import Path
 
 from flightdelay.config import Settings
 from flightdelay.health import check_spark_master, check_spark_worker, http_get
-from infra.services.base import Service, java_env
+from infra.services.base import ClusterNode, Service, java_env
 
 
 def spark_home() -> Path:
@@ -89,9 +89,6 @@ class SparkWorker(Service):
     def enabled(self, s: Settings) -> bool:
         return bool(s.spark_cluster) and not s.cluster
 
-    def host(self, s: Settings) -> str:
-        return s.host
-
     def port(self, s: Settings) -> int:
         return s.spark_worker_ui_port
 
@@ -120,20 +117,10 @@ class SparkWorker(Service):
         check_spark_worker(s, self.host(s))
 
 
-class SparkWorkerNode(SparkWorker):
+class SparkWorkerNode(ClusterNode, SparkWorker):
     """Worker ``node`` of the FD_CLUSTER=1 cluster on its own address ``host``."""
 
-    cluster = "spark-worker"
-
-    def __init__(self, node: int, host: str):
-        self.node, self._host = node, host
-        self.name = f"spark-worker-{node}"
-
-    def enabled(self, s: Settings) -> bool:
-        return bool(s.cluster)
-
-    def host(self, s: Settings) -> str:
-        return self._host
+    prefix = cluster = "spark-worker"
 
 
 def running_applications(s: Settings) -> list[dict]:
