@@ -1,7 +1,7 @@
 """Latency and throughput of the prediction pipeline through Kafka, with all four sinks on.
 
 Usage:
-    python -m bench.pipeline [--seconds 60] [--rate 100] [--ramp 1000,2000,5000,10000]
+    python -m bench.pipeline [--seconds 60] [--rate 100] [--ramp 1000,2000,5000,10000] [--shadow]
 
 Runs its own instance of the streaming job on bench-only topics, collection and archive path
 (the platform's data stays clean), after starting the servers it needs (like `make up`):
@@ -25,6 +25,10 @@ Runs its own instance of the streaming job on bench-only topics, collection and 
      the steady step; its p50/p99 divided by real-time mode's.
 With --jfr FILE, the job's JVM is recorded during the ramp (Java Flight Recorder) and the
 JSON gains ``profile``: the predict query's share of each candidate operation and its top frames.
+With --shadow, the shipped model is registered (under a bench-only model name) with the alias
+``challenger`` before the bench jobs start, so every valid request is also scored in shadow
+(docs/streaming-job.md); the JSON gains ``shadow`` (the version, and the records on the shadow
+topic against the responses). Run once with and once without it to see what shadow scoring costs.
 Prints one progress line per step and, as its last line, one JSON object with the figures.
 """
 from __future__ import annotations
@@ -46,7 +50,7 @@ from flightdelay import status as job_status
 from flightdelay.config import load_settings
 from flightdelay.reference import load_reference
 from flightdelay.stores import cassandra, mongo
-from harness import machine
+from harness import machine, models
 from harness.job import JobProcess
 from harness.machine import jvm_child
 from harness.profile import FlightRecording
@@ -265,7 +269,7 @@ class BenchJob:
     collection, archive and topics removed on the way out (JobProcess.discard)."""
 
     def __init__(self, tmp: Path, **env):
-        self.job = JobProcess(tmp, FD_ARCHIVE_TRIGGER="60 seconds", FD_MODEL_POLL_S="5", **env)
+        self.job = JobProcess(tmp, **{"FD_ARCHIVE_TRIGGER": "60 seconds", "FD_MODEL_POLL_S": "5", **env})
         self.s = self.job.settings
         self.collector = Collector(self.s)
         self.cpu = machine.CpuShares(process_groups(self.job))
@@ -293,8 +297,13 @@ def late_responses(collector: Collector, steps: list[dict]) -> int:
     return sum(1 for r in steps for u in r["sent_at"] if collector.arrived.get(u, 0) > r["cutoff"])
 
 
-def run_realtime(tmp: Path, reference, args) -> dict:
-    with BenchJob(tmp / "realtime") as bench:
+def records_on(s, topic: str) -> int:
+    """Records on one of the bench job's own topics (its high watermarks: nothing else writes there)."""
+    return sum(topic_watermarks(s, topic).values())
+
+
+def run_realtime(tmp: Path, reference, args, env: dict) -> dict:
+    with BenchJob(tmp / "realtime", **env) as bench:
         s, collector = bench.s, bench.collector
         warm_up(s, collector, reference, args)
         say(f"steady: {args.rate:g} requests/s for {args.seconds:g} s")
@@ -333,15 +342,20 @@ def run_realtime(tmp: Path, reference, args) -> dict:
         stores = count_in_stores(s, list(sent_at), args.store_wait)
         status = job_status.read(s)
         engine = status.model.engine if status else None
-    return {"engine": engine, "steady": public(steady), "ramp": [public(r) for r in steps[1:]], "max_held_per_s": max_held,
+        # Warm-up included on both topics: one shadow record per valid request, all of them valid.
+        answered, in_shadow = records_on(s, s.response_topic), records_on(s, s.shadow_topic)
+        if env:
+            say(f"shadow topic: {in_shadow} records for {answered} responses (warm-up included)")
+    return {"engine": engine, "response_records": answered, "shadow_records": in_shadow, "steady": public(steady),
+            "ramp": [public(r) for r in steps[1:]], "max_held_per_s": max_held,
             "sent": len(sent_at), "responses": responses, "lost": len(sent_at) - responses, "late": late,
             "duplicate_responses": collector.duplicates, **stores, "rss_mb": memory,
             **({"profile": profile} if profile else {})}
 
 
-def run_microbatch(tmp: Path, reference, args) -> dict:
+def run_microbatch(tmp: Path, reference, args, env: dict) -> dict:
     """The steady step again with the predict query in micro-batch mode."""
-    with BenchJob(tmp / "microbatch", FD_PREDICT_TRIGGER="microbatch") as bench:
+    with BenchJob(tmp / "microbatch", FD_PREDICT_TRIGGER="microbatch", **env) as bench:
         s, collector = bench.s, bench.collector
         warm_up(s, collector, reference, args)
         say(f"micro-batch steady: {args.rate:g} requests/s for {args.microbatch_seconds:g} s")
@@ -377,6 +391,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--store-wait", type=float, default=900.0, help="max seconds to wait for the stores at the end")
     parser.add_argument("--jfr", help="record the job's JVM during the ramp into this .jfr file and summarise it")
     parser.add_argument("--microbatch-seconds", type=float, default=60.0, help="micro-batch mode's steady step (0: skip)")
+    parser.add_argument("--shadow", action="store_true",
+                        help="register a challenger version so every valid request is scored in shadow too")
     return parser.parse_args()
 
 
@@ -391,14 +407,25 @@ def main() -> int:
     servers = ["kafka", "mongo", "cassandra", "hdfs", "mlflow"] + (["spark-master", "spark-worker"] if s.spark_standalone else [])
     launcher.up(s, by_name(with_needs(servers), s))
     reference = load_reference()
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        realtime = run_realtime(Path(tmp), reference, args)
-        microbatch = run_microbatch(Path(tmp), reference, args) if args.microbatch_seconds else None
+    shadow, env = None, {}
+    if args.shadow:
+        name = f"bench_shadow_{os.getpid()}_{int(time.time())}"
+        say(f"registering the shipped model as {name} with the alias {s.challenger_alias} (shadow scoring)")
+        shadow = {"role": "challenger", "version": models.register_in_child(name, s.challenger_alias),
+                  "model_name": name}
+        env = {"FD_MODEL_NAME": name}  # no champion under this name: the shipped model answers
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+            realtime = run_realtime(Path(tmp), reference, args, env)
+            microbatch = run_microbatch(Path(tmp), reference, args, env) if args.microbatch_seconds else None
+    finally:
+        if shadow:
+            models.discard_model(s, shadow["model_name"])
     steady = realtime["steady"]
     figures = {"machine": host, "p50_ms": steady["p50_ms"], "p95_ms": steady["p95_ms"], "p99_ms": steady["p99_ms"],
                "steady_rate_per_s": args.rate, "seconds": args.seconds, "held_means": f"every response within "
                f"{args.grace:g} s of the step and p99 <= {args.held_p99_ms:g} ms",
-               "warmup": f"{args.warmup:g} s at {args.warmup_rate:g}/s, not counted", **realtime}
+               "warmup": f"{args.warmup:g} s at {args.warmup_rate:g}/s, not counted", "shadow": shadow, **realtime}
     if microbatch:
         figures["microbatch"] = {**microbatch, "p50_ratio_to_realtime": ratio(microbatch["p50_ms"], steady["p50_ms"]),
                                  "p99_ratio_to_realtime": ratio(microbatch["p99_ms"], steady["p99_ms"])}
