@@ -263,7 +263,7 @@ def promotion_section(served_version: str | None = None) -> dict:
         events = store.events(sess, s.model_name, limit=EVENTS_SHOWN)
     except Exception as exc:  # Cassandra down: the section says so
         log.warning("promotion records not readable: %s", exc)
-        return {"error": str(exc)}
+        return {"error": cassandra_error(exc)}
     for record in (*contests, *events):
         ms = record.get("decided_at", record.get("updated_at"))
         record["when"] = None if ms is None else time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000))

@@ -66,3 +66,16 @@ def test_no_contest_no_event_and_no_cassandra_are_said_plainly(client, monkeypat
     page = client.get("/model")
     assert page.status_code == 200
     assert "Promotion records unavailable: Cassandra is not answering" in page.get_data(as_text=True)
+
+
+def test_an_open_session_that_fails_names_cassandra(client, monkeypatch):  # noqa: F811
+    from flightdelay.stores import promotion as store
+
+    monkeypatch.setattr(outcomes.Reader, "session", lambda self: object())
+
+    def failing(sess, name):
+        raise TimeoutError("OperationTimedOut: errors={'127.0.0.1:9042': 'Client request timeout'}")
+
+    monkeypatch.setattr(store, "contests", failing)
+    page = client.get("/model").get_data(as_text=True)
+    assert "Promotion records unavailable: Cassandra is not answering (TimeoutError)" in page
