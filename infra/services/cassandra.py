@@ -158,6 +158,9 @@ class CassandraNode(ClusterNode, Cassandra):
     JMX port (bound to 127.0.0.1 whatever the node's address) is FD_CASSANDRA_JMX_PORT + 100 * node."""
 
     prefix = cluster = "cassandra"
+    # A node restarted under load beside two others, three brokers, two DataNodes and the job (all
+    # on 2 cores, the node at FD_STORE_NICE) took 174 s to open its native port (make test-cluster).
+    start_timeout = 360.0
 
     def url(self, s: Settings) -> str:
         return f"{self._host}:{s.cassandra_port}"
