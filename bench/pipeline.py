@@ -349,7 +349,7 @@ def run_realtime(tmp: Path, reference, args, env: dict) -> dict:
     return {"engine": engine, "response_records": answered, "shadow_records": in_shadow, "steady": public(steady),
             "ramp": [public(r) for r in steps[1:]], "max_held_per_s": max_held,
             "sent": len(sent_at), "responses": responses, "lost": len(sent_at) - responses, "late": late,
-            "duplicate_responses": collector.duplicates, **stores, "rss_mb": memory,
+            "duplicate_responses": collector.duplicates, **stores, "rss_mb": memory, "rss_mb_total": sum(memory.values()),
             **({"profile": profile} if profile else {})}
 
 

@@ -160,7 +160,8 @@ def pipeline(r: dict) -> list[str]:
     lines += ["", "CPU while each step ran, % of a core:", "", *cpu_table(steps)]
     if r.get("rss_mb"):
         memory = sorted(r["rss_mb"].items(), key=lambda kv: -kv[1])
-        lines += ["", f"Resident memory at the end of the ramp: {num(sum(mb for _, mb in memory))} MB in all; "
+        total = f"{num(r['rss_mb_total'])} MB in all; " if r.get("rss_mb_total") else ""  # a figure the run recorded
+        lines += ["", "Resident memory at the end of the ramp: " + total
                       + ", ".join(f"{name} {num(mb)}" for name, mb in memory) + " MB."]
     return lines + (profile(r["profile"]) if r.get("profile") else [])
 
