@@ -6,7 +6,8 @@ The job rewrites it every FD_MODEL_POLL_S seconds, atomically, as JSON at
 ``Settings.streaming_status_file``; ``JobStatus`` is what both sides see::
 
     JobStatus(updated_at=<epoch ms>,
-              model=ModelStatus(name, version, source="mlflow" | "shipped", engine),
+              model=ModelStatus(name, version, source="mlflow" | "shipped", engine,
+                                shadow_version, shadow_role),
               queries={<query name>: QueryStatus(active, id, batch, rows_per_s, offset, backlog)})
 
 ``QueryStatus``'s progress fields are None until the query has reported progress: ``batch``
@@ -38,6 +39,8 @@ class ModelStatus:
     version: str
     source: str
     engine: str | None = None
+    shadow_version: str | None = None  # scored beside it on every request, answering no one
+    shadow_role: str | None = None     # "challenger" or "previous" (schema.SHADOW_ROLES)
 
 
 @dataclass(frozen=True)

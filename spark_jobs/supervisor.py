@@ -196,7 +196,8 @@ class PredictionJob:
         """What the launcher's readiness probe, the status page and the bench read (flightdelay.status)."""
         job_status.write(self.settings, job_status.JobStatus(
             model=job_status.ModelStatus(self.served.name, self.served.version, self.served.source,
-                                         self.served.engine),
+                                         self.served.engine,
+                                         *((self.shadow.model.version, self.shadow.role) if self.shadow else ())),
             queries={name: job_status.QueryStatus(q.isActive, str(q.id), **query_progress(q))
                      for name, q in self.queries.items()}))
 

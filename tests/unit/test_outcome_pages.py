@@ -96,3 +96,19 @@ def test_without_cassandra_the_sections_say_so_and_the_pages_still_answer(client
     history = client.get("/history")
     assert history.status_code == 200 and "unknown" in history.get_data(as_text=True)
     assert "Outcome stream counts unavailable" in client.get("/status").get_data(as_text=True)
+
+
+def test_the_status_page_names_the_model_in_shadow(client, live, monkeypatch):
+    from flightdelay import status as job_status
+
+    monkeypatch.setattr("webapp.pages.service_checks", lambda s: [])
+    model = job_status.ModelStatus("flight_delay_rf", "4", "mlflow", "compiled")
+    running = {"predict": job_status.QueryStatus(True, "q")}
+    monkeypatch.setattr("webapp.pages.streaming_status", lambda s: job_status.JobStatus(model, running))
+    assert 'id="shadow-version"' not in client.get("/status").get_data(as_text=True)
+    shadowed = job_status.JobStatus(job_status.ModelStatus("flight_delay_rf", "4", "mlflow", "compiled", "5",
+                                                           "challenger"), running)
+    monkeypatch.setattr("webapp.pages.streaming_status", lambda s: shadowed)
+    page = client.get("/status").get_data(as_text=True)
+    assert 'version <span id="shadow-version">5</span> (challenger)' in page
+    assert job_status.JobStatus.from_dict(shadowed.to_dict()) == shadowed  # the status file keeps it
