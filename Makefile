@@ -17,7 +17,7 @@ help:
 	@echo "make up       install what is missing, start every server and the platform"
 	@echo "make down     stop what 'make up' started"
 	@echo "make status   one line per service: up/down, port, pid, log"
-	@echo "make test     lint, then the whole test suite (starts and stops the servers it needs)"
+	@echo "make test     lint, then the whole test suite (starts and stops the servers it needs), then the clusters' short case"
 	@echo "make lint     ruff over the whole repository (settings in pyproject.toml)"
 	@echo "make test-unit  only the fast tests that need no server"
 	@echo "make test-cluster  FD_CLUSTER=1: Kafka, Cassandra, HDFS, Spark as multi-node clusters, one node of each lost under load (~40 min; not in make test)"
@@ -53,8 +53,11 @@ status: venv
 lint: venv
 	$(PY) -m ruff check .
 
+# Then the cluster mode's short case (FD_CLUSTER=1: a Kafka broker SIGKILLed under load, every
+# output counted; ~8 min), unless PYTEST_ARGS picks tests; make test-cluster has every fault.
 test: venv chromium docker-compose postgresql lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+	$(if $(PYTEST_ARGS),,FD_CLUSTER=1 $(PY) -m pytest tests/faults/test_cluster_faults.py -k "kafka or after_every")
 
 # The e2e tests drive Debian's Chromium (a browser download is not possible here).
 chromium:
