@@ -246,6 +246,8 @@ class Settings:
                                                           "(flightdelay.retrain_trigger)")
     retrain_cooldown_s: float = _setting(3600.0, "after an alert's retraining run ends, further alerts start no "
                                                  "new run for this many seconds")
+    retrain_sample: float = _setting(0.0, "an alert's retraining run trains on this random fraction of the base "
+                                          "flights (0: all of them; the observed flights are always all used)")
 
     def __post_init__(self):
         # frozen: set once, while constructing

@@ -11,7 +11,8 @@ run may start, so the rule holds across processes and restarts (no state of our 
   that run is already retraining on);
 * the last run this trigger started ended (or was started, if it has no end) less than
   FD_RETRAIN_COOLDOWN_S ago: nothing new starts (its challenger needs time to gather evidence);
-* otherwise a run starts with conf ``{reason, window, scores, observed}``: the DAG logs that
+* otherwise a run starts with conf ``{reason, window, scores, observed}`` (and ``sample`` when
+  FD_RETRAIN_SAMPLE is set, a quicker retrain on part of the base flights): the DAG logs that
   conf in its first task and, with ``observed``, trains on the outcomes the platform collected
   and registers a ``challenger`` (docs/retraining.md).
 
@@ -78,8 +79,11 @@ def decide(active_runs: list[dict], last_alert_run: dict | None, now: dt.datetim
     return Decision(True, "no run queued or running, cool-down over")
 
 
-def run_conf(reason: str, window: Any = None, scores: dict | None = None, observed: str | None = OBSERVED_SOURCE) -> dict:
-    return {"reason": reason, "window": window, "scores": scores or {}, "observed": observed}
+def run_conf(reason: str, window: Any = None, scores: dict | None = None, observed: str | None = OBSERVED_SOURCE,
+             sample: float = 0.0) -> dict:
+    """The DAG run's conf; ``sample`` (FD_RETRAIN_SAMPLE) > 0 trains on that fraction of the base flights."""
+    conf = {"reason": reason, "window": window, "scores": scores or {}, "observed": observed}
+    return {**conf, "sample": sample} if sample else conf
 
 
 def runs_path(dag_id: str, **query) -> str:
@@ -101,7 +105,7 @@ def trigger(s: Settings, reason: str, window: Any = None, scores: dict | None = 
         return decision
     run_id = f"{RUN_ID_PREFIX}{now.isoformat(timespec='microseconds')}"
     run = http("POST", runs_path(dag_id), {"dag_run_id": run_id, "logical_date": None,
-                                           "conf": run_conf(reason, window, scores),
+                                           "conf": run_conf(reason, window, scores, sample=s.retrain_sample),
                                            "note": f"started by an alert: {reason}"[:1000]})
     log.info("retraining started: DAG %s run %s, because %s", dag_id, run["dag_run_id"], reason)
     return Decision(True, f"started because {reason}", run_id=run["dag_run_id"])

@@ -162,6 +162,20 @@ def test_a_promoting_run_triggered_in_airflow_is_served_without_a_restart(state,
 
 
 def _airflow_and_mlflow_screenshots(s, page, dag_run_id, mlflow_run_id):
+    airflow_run_screenshot(s, page, dag_run_id, "airflow-dag-run")
+    experiment = registry.client(s).get_run(mlflow_run_id).info.experiment_id
+    page.goto(f"{s.mlflow_uri}/#/experiments/{experiment}/runs/{mlflow_run_id}")
+    page.wait_for_selector("text=promotion_reason", timeout=60_000)
+    close_assistant = page.locator("button[aria-label='Close']")
+    if close_assistant.count():
+        close_assistant.first.click()
+    page.wait_for_timeout(1000)
+    shot(page, "mlflow-promoted-run")
+
+
+def airflow_run_screenshot(s, page, dag_run_id, name):
+    """Airflow's page of the run, its graph shown, logged in as the platform's user."""
+    page.context.clear_cookies()   # the login form even if an earlier test logged in
     page.goto(f"{s.airflow_url}/auth/login")
     page.fill("input[name=username]", s.airflow_user)
     page.fill("input[name=password]", ui_password(s))
@@ -173,12 +187,4 @@ def _airflow_and_mlflow_screenshots(s, page, dag_run_id, mlflow_run_id):
     page.wait_for_selector(".react-flow__node", timeout=60_000)
     page.wait_for_timeout(2000)
     assert page.locator(".react-flow__node").count() >= 5
-    shot(page, "airflow-dag-run")
-    experiment = registry.client(s).get_run(mlflow_run_id).info.experiment_id
-    page.goto(f"{s.mlflow_uri}/#/experiments/{experiment}/runs/{mlflow_run_id}")
-    page.wait_for_selector("text=promotion_reason", timeout=60_000)
-    close_assistant = page.locator("button[aria-label='Close']")
-    if close_assistant.count():
-        close_assistant.first.click()
-    page.wait_for_timeout(1000)
-    shot(page, "mlflow-promoted-run")
+    shot(page, name)

@@ -1,6 +1,7 @@
 """The alert trigger's decision (flightdelay.retrain_trigger): one run per alert, none while a run
 of the DAG is queued or running, none within the cool-down of the last alert run; the HTTP layer
 is a small function handed in, playing Airflow's answers."""
+import dataclasses
 import datetime as dt
 import json
 
@@ -57,6 +58,13 @@ def test_a_first_alert_starts_one_run_with_the_reason_in_its_conf():
     assert body["logical_date"] is None
     assert body["conf"] == {"reason": "PSI DepDelay 0.31 > 0.25", "window": "2026-12-07T00:55",
                             "scores": {"psi_DepDelay": 0.31}, "observed": "hdfs"}
+
+
+def test_a_retrain_sample_setting_puts_the_fraction_of_base_flights_in_the_conf():
+    airflow = FakeAirflow()
+    rt.trigger(dataclasses.replace(S, retrain_sample=0.03), "drift", http=airflow, now=NOW)
+    [(_, _, body)] = [c for c in airflow.calls if c[0] == "POST"]
+    assert body["conf"]["sample"] == 0.03 and body["conf"]["observed"] == "hdfs"
 
 
 def test_a_second_alert_while_the_first_run_is_queued_starts_nothing():
