@@ -90,11 +90,35 @@ def promote(s: Settings, version: str) -> dict:
     return tracking.promote(s, version, mv.run_id, run.data.metrics["holdout_accuracy"], baseline)
 
 
+def log_monitor_reference(mlflow_client, run_id: str) -> None:
+    """The shipped model's drift reference on its run, where the monitor looks for a version's."""
+    from flightdelay import drift
+
+    mlflow_client.log_dict(run_id, json.loads(SHIPPED.monitor_reference.read_text()), drift.ARTIFACT_PATH)
+
+
+def add_monitor_reference_to_shipped_runs(s: Settings) -> None:
+    """Versions of the shipped model registered before its run carried the drift reference get
+    it: without it the monitor cannot judge the drift of the model it watches first."""
+    from flightdelay import drift
+
+    mlflow_client = registry.client(s)
+    for mv in mlflow_client.search_model_versions(f"name = '{s.model_name}'"):
+        run = mlflow_client.get_run(mv.run_id) if mv.run_id else None
+        if run is None or run.info.run_name != SHIPPED_RUN_NAME:
+            continue
+        folder = drift.ARTIFACT_PATH.rsplit("/", 1)[0]
+        if not any(a.path == drift.ARTIFACT_PATH for a in mlflow_client.list_artifacts(mv.run_id, folder)):
+            log_monitor_reference(mlflow_client, mv.run_id)
+            log.info("the drift reference added to the run of %s version %s", s.model_name, mv.version)
+
+
 def register_shipped(s: Settings) -> dict:
     """The shipped default model as a registry entry (run with its metrics, plots, reference,
     model), given the alias; only when the registered model has no version at all."""
     existing = registry.version_count(s)
     if existing:
+        add_monitor_reference_to_shipped_runs(s)
         live = registry.champion_version(s)
         log.info("%s already has %d version(s) (alias %s -> %s); nothing to register", s.model_name, existing,
                  s.model_alias, live)
@@ -124,6 +148,7 @@ def register_shipped(s: Settings) -> dict:
         spark.stop()
     mlflow_client = registry.client(s)
     version, run_id = registered["version"], registered["run_id"]
+    log_monitor_reference(mlflow_client, run_id)
     mlflow_client.set_registered_model_alias(s.model_name, s.model_alias, version)
     reason = (f"the shipped default model in models/ (holdout accuracy {metrics['holdout_accuracy']:.4f}), "
               f"registered by make up as the first version")

@@ -40,6 +40,7 @@ from flightdelay.config import REPO_ROOT, load_settings
 from flightdelay.stores import cassandra, parquet
 from flightdelay.stores import promotion as promotion_store
 from harness.wait import wait_for
+from infra.services.kafka import delete_topics, ensure_topics
 from monitor import status as monitor_status
 from monitor.alerts import reason_of
 from tests.e2e.test_browser import shot
@@ -98,9 +99,9 @@ def archived_scored(s, dates: set[str], since_ms: int) -> int:
                                     since_ms)
     count = 0
     for path in files:
-        with hdfs.read(path) as reader:
-            column = pq.read_table(io.BytesIO(reader.read()), columns=["FlightDate"]).column("FlightDate")
-        count += sum(str(d) in dates for d in column.to_pylist())
+        if parquet.partition_value(path, "FlightDate") in dates:   # the archive is partitioned by flight date
+            with hdfs.read(path) as reader:
+                count += pq.ParquetFile(io.BytesIO(reader.read())).metadata.num_rows
     return count
 
 
@@ -142,6 +143,7 @@ def loop(platform, tmp_path_factory):
                FD_MONITOR_RETRAIN_ON_ALERT="1", FD_RETRAIN_SAMPLE=str(RETRAIN_SAMPLE),
                FD_RETRAIN_COOLDOWN_S=str(COOLDOWN_S), FD_PROMOTE_MIN_OUTCOMES=str(MIN_PAIRS),
                FD_PROMOTE_MAX_OUTCOMES=str(MAX_PAIRS), FD_PROMOTE_ALPHA=str(ALPHA))
+    ensure_topics(s, [env["FD_MONITOR_TOPIC"]])
     st = SimpleNamespace(s=s, ms=load_settings(env), env=env, tmp=tmp, client=client, http=http,
                          original=str(original.version), proc=None, log=tmp / "monitor.log", replay_log=tmp / "replay.log",
                          challenger=None, run_id=None, t={})
@@ -165,8 +167,6 @@ def _stop_monitor(st) -> None:
     if st.proc is not None and st.proc.poll() is None:
         os.killpg(st.proc.pid, signal.SIGTERM)
         st.proc.wait(30)
-    from infra.services.kafka import delete_topics
-
     delete_topics(st.s, [st.ms.monitor_topic])
 
 

@@ -35,3 +35,28 @@ def test_register_model_version_and_alias(mlflow_client, tmp_path):
     # The artifact really went to the server's artifact store and comes back.
     local = mlflow_client.download_artifacts(run.info.run_id, "model/model.txt", str(tmp_path / "dl"))
     assert open(local).read() == "weights"
+
+
+def test_the_shipped_model_registered_by_make_up_carries_its_drift_reference(stack, mlflow_client):
+    """make up registers the shipped model (training.champion register-shipped); the monitor
+    finds the drift reference of that version on its run, as for any trained version."""
+    import os
+    import subprocess
+    import sys
+
+    from flightdelay.config import REPO_ROOT, load_settings
+    from monitor.references import ReferenceBook
+
+    name = f"test-shipped-{uuid.uuid4().hex[:8]}"
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), FD_MODEL_NAME=name)
+    try:
+        done = subprocess.run([sys.executable, "-m", "training.champion", "register-shipped"], cwd=REPO_ROOT, env=env,
+                              capture_output=True, text=True, timeout=600, check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+        version = str(mlflow_client.get_model_version_by_alias(name, "champion").version)
+        found = ReferenceBook(load_settings(env)).get(name, version)
+        assert found is not None, f"no drift reference on the run of {name} v{version}"
+        reference, where = found
+        assert where.startswith("run ") and reference.holdout_accuracy is not None and reference.distributions
+    finally:
+        mlflow_client.delete_registered_model(name)
