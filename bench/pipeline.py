@@ -79,7 +79,6 @@ from infra.process import alive, read_tracked
 from infra.services import all_services, by_name, with_needs
 
 log = logging.getLogger("bench.pipeline")
-ARCHIVE_QUERIES = ("archive-mongo", "archive-cassandra")
 LATENCY_MEANS = {"p50_ms": "request produced -> response consumed (the client's view, this process's clock)",
                  "kafka_p50_ms": "response record's Kafka CreateTime - request record's (Apache Spark's real-time "
                                  "mode benchmark); the request's set by this bench's producer, the response's by "
@@ -266,17 +265,30 @@ def drain(s, collector: Collector, sent_at: dict[str, float], quiet_s: float) ->
         time.sleep(5)
 
 
+def archive_topics(s) -> dict[str, list[str]]:
+    """The topics each archive query reads: archive-cassandra joins the outcome topic too
+    (spark_jobs.outcomes), which on the platform holds records of its own."""
+    return {"archive-mongo": [s.response_topic], "archive-cassandra": [s.response_topic, s.outcome_topic]}
+
+
+def archive_lag(ends: dict[str, int], archived: dict[str, int], topics: dict[str, list[str]]) -> dict[str, int]:
+    """Records each query has still to process: the ends of the topics it reads (summed over
+    partitions) minus the offsets its last batch read up to (summed over its topics)."""
+    return {q: sum(ends[t] for t in read) - archived.get(q, 0) for q, read in topics.items()}
+
+
 def wait_for_archive(s, wait_s: float) -> float | None:
     """Seconds until the MongoDB and Cassandra archive queries have processed every response
     (None if not within ``wait_s``), from the job's status file (the offset each query's last
-    batch read up to, against the response topic's end: counting documents in FerretDB would
-    scan the collection); one progress line every 10 s."""
+    batch read up to, against the ends of the topics it reads: counting documents in FerretDB
+    would scan the collection); one progress line every 5 s."""
     began = time.monotonic()
+    topics = archive_topics(s)
     while True:
-        end = sum(topic_watermarks(s, s.response_topic).values())
+        ends = {t: sum(topic_watermarks(s, t).values()) for t in {t for read in topics.values() for t in read}}
         status = job_status.read(s)
-        lag = {q: end - (status.archived_up_to(q) if status else 0) for q in ARCHIVE_QUERIES}
-        if not any(lag.values()):
+        lag = archive_lag(ends, {q: status.archived_up_to(q) for q in topics} if status else {}, topics)
+        if all(n <= 0 for n in lag.values()):
             return round(time.monotonic() - began, 1)
         if time.monotonic() - began > wait_s:
             return None

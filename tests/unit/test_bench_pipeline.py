@@ -131,3 +131,13 @@ def test_the_report_of_an_older_record_is_what_it_was():
     lines = report.pipeline(pipeline_record())
     assert lines[0].startswith("Its own streaming job on bench-only topics")
     assert "Kafka" not in lines[2] and "straight" not in lines[0]
+
+
+def test_archive_lag_counts_the_outcome_topic_for_the_query_that_joins_it():
+    s = load_settings()
+    topics = pipeline.archive_topics(s)
+    ends = {s.response_topic: 11_000, s.outcome_topic: 12_382}  # the platform's outcome topic holds records
+    assert pipeline.archive_lag(ends, {"archive-mongo": 11_000, "archive-cassandra": 23_382}, topics) == {
+        "archive-mongo": 0, "archive-cassandra": 0}
+    assert pipeline.archive_lag(ends, {"archive-mongo": 10_000}, topics) == {
+        "archive-mongo": 1_000, "archive-cassandra": 23_382}  # no status for it yet: everything to do
