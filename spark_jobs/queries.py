@@ -15,8 +15,9 @@ the queries read Kafka, batch and hand records over.
 from __future__ import annotations
 
 import logging
+from functools import reduce
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from flightdelay import kafka
@@ -24,6 +25,7 @@ from flightdelay.config import Settings
 from flightdelay.serving import ServedModel, ShadowModel
 from flightdelay.stores import parquet
 from spark_jobs import sinks
+from spark_jobs.frontier import Answered, describe
 from spark_jobs.transform import SOURCE_COLUMNS, parse_predictions, score
 
 log = logging.getLogger(__name__)
@@ -44,11 +46,17 @@ def kafka_stream(spark: SparkSession, s: Settings, topic: str, *, limit: bool = 
     return reader.load()
 
 
-def start_predict(spark: SparkSession, s: Settings, served: ServedModel, shadow: ShadowModel | None = None):
+def start_predict(spark: SparkSession, s: Settings, served: ServedModel, shadow: ShadowModel | None = None,
+                  answered: dict[int, Answered] | None = None):
     """The predict query: answers from ``served``; with ``shadow``, the same requests scored by
-    the shadow model too, to the shadow topic (spark_jobs.transform.shadow_rows)."""
+    the shadow model too, to the shadow topic (spark_jobs.transform.shadow_rows). Requests at or
+    before ``answered`` (spark_jobs.frontier) were answered before a restart and are skipped."""
     realtime = s.predict_trigger == "realtime"
-    rows = score(kafka_stream(spark, s, s.request_topic, limit=not realtime), served, s, shadow)
+    requests = kafka_stream(spark, s, s.request_topic, limit=not realtime)
+    if answered:
+        requests = requests.where(~already_answered(answered))
+        log.info("query predict skips the requests answered before it started: %s", describe(answered))
+    rows = score(requests, served, s, shadow)
     writer = (rows.writeStream.queryName("predict").format("kafka").options(**kafka.spark_sink_options(s))
               .option("kafka.linger.ms", str(s.predict_linger_ms))
               .option("checkpointLocation", checkpoint_dir(s, "predict"))
@@ -61,6 +69,14 @@ def start_predict(spark: SparkSession, s: Settings, served: ServedModel, shadow:
              "no shadow model" if shadow is None else
              f"version {shadow.model.version} ({shadow.role}, {shadow.model.engine} engine) in shadow to {s.shadow_topic}")
     return query
+
+
+def already_answered(answered: dict[int, Answered]) -> Column:
+    """True for a request row at or before the newest answered request of its partition, by
+    offset and by Kafka timestamp both (a recreated topic's offsets start again, later)."""
+    return reduce(lambda a, b: a | b, [
+        (F.col("partition") == p) & (F.col("offset") <= a.offset) & (F.unix_millis(F.col("timestamp")) <= a.timestamp_ms)
+        for p, a in sorted(answered.items())])
 
 
 def collect_records(batch: DataFrame) -> list[dict]:

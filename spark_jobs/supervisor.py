@@ -26,6 +26,7 @@ from flightdelay.serving import (
 )
 from flightdelay.stores.cassandra import CassandraWriter
 from flightdelay.stores.mongo import MongoWriter
+from spark_jobs.frontier import frontier_or_nothing
 from spark_jobs.outcomes import Outcomes, start_scored_archive
 from spark_jobs.queries import checkpoint_dir, start_archive, start_predict, start_store
 
@@ -55,7 +56,8 @@ class PredictionJob:
         self.served = load_served_model(s)
         self.shadow = self.shadow_for(self.wanted_shadow(self.served.version))
         self.watcher = AliasWatcher(s, self.served.version, self.swap_model)
-        self.factories = {"predict": lambda: start_predict(self.spark, s, self.served, self.shadow)}
+        self.factories = {"predict": lambda: start_predict(self.spark, s, self.served, self.shadow,
+                                                           frontier_or_nothing(s))}
         if self.stores:
             self.factories.update({
                 "archive-mongo": lambda: start_store(self.spark, s, "archive-mongo", MongoWriter(s),
@@ -93,8 +95,9 @@ class PredictionJob:
         return True
 
     def restart_predict(self, served: ServedModel, shadow: ShadowModel | None) -> None:
-        """Stop the predict query between batches and start it again on these models, from its
-        checkpoint: the requests waiting meanwhile are answered by the new query."""
+        """Stop the predict query and start it again on these models, from its checkpoint,
+        skipping the requests already answered (spark_jobs.frontier): the requests waiting
+        meanwhile are answered by the new query, the others not a second time."""
         self.queries["predict"].stop()
         self.served, self.shadow = served, shadow
         self.restart("predict")

@@ -10,6 +10,7 @@ from flightdelay.config import Settings
 from flightdelay.features import PREDICTION_COLUMN, PROBABILITIES_COLUMN, add_features
 from flightdelay.reference import Reference
 from flightdelay.serving import ServedModel, ShadowModel
+from spark_jobs.frontier import REQUEST_HEADER
 from spark_jobs.validate import ERRORS, VALID, error_summary, is_valid, validated
 
 # Where a response record came from, kept next to its fields for dead letters.
@@ -52,9 +53,17 @@ def score(requests: DataFrame, served: ServedModel, s: Settings, shadow: ShadowM
         F.when(valid, F.col("UUID").cast("binary")).otherwise(F.col("key")).alias("key"),
         F.when(valid, F.to_json(prediction_struct(served))).otherwise(dead_letter).alias("value"),
         F.when(valid, F.lit(s.response_topic)).otherwise(F.lit(s.dlq_topic)).alias("topic"),
+        request_header().alias("headers"),
         *([] if shadow is None else [valid.alias(VALID), *schema.REQUEST_FIELDS]),
     )
     return answers if shadow is None else shadow_rows(answers, served, shadow, s)
+
+
+def request_header() -> Column:
+    """The Kafka headers of an output record: which request it answers (spark_jobs.frontier),
+    so that a restarted predict query skips the requests already answered."""
+    where = F.concat_ws(":", F.col("partition"), F.col("offset"), F.unix_millis(F.col("timestamp")))
+    return F.array(F.struct(F.lit(REQUEST_HEADER).alias("key"), where.cast("binary").alias("value")))
 
 
 def prediction_struct(model: ServedModel) -> Column:
@@ -94,9 +103,10 @@ def shadow_rows(answers: DataFrame, served: ServedModel, shadow: ShadowModel, s:
                       {"ignoreNullFields": "false"})  # every key present: null = not applicable
     # The shadow value in a projection of its own: the clock read in it is nondeterministic,
     # which Spark allows in a projection but not in a generator's argument.
-    both = scored.select("key", "value", "topic", VALID, value.alias(SHADOW_VALUE))
-    answer = F.struct(F.col("key"), F.col("value"), F.col("topic"))
-    in_shadow = F.struct(F.col("key"), F.col(SHADOW_VALUE).alias("value"), F.lit(s.shadow_topic).alias("topic"))
+    both = scored.select("key", "value", "topic", "headers", VALID, value.alias(SHADOW_VALUE))
+    answer = F.struct(F.col("key"), F.col("value"), F.col("topic"), F.col("headers"))
+    in_shadow = F.struct(F.col("key"), F.col(SHADOW_VALUE).alias("value"), F.lit(s.shadow_topic).alias("topic"),
+                         F.col("headers"))
     return both.select(F.inline(F.when(F.col(VALID), F.array(answer, in_shadow)).otherwise(F.array(answer))))
 
 
