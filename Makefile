@@ -101,6 +101,7 @@ bench: venv
 	$(PY) -m bench.transform
 	$(PY) -m bench.pipeline $(BENCH_ARGS)
 	$(PY) -m bench.replay
+	$(PY) -m bench.real_weeks
 	$(PY) -m infra up
 	$(PY) -m bench.soak $(SOAK_ARGS)
 	$(PY) -m bench.webapp --idle 10000 --slow 300 --users 10

@@ -286,7 +286,8 @@ def test_an_injected_shift_retrains_shadow_scores_and_decides_by_the_rule(loop, 
     page.goto(f"http://{s.host}:{s.webapp_port}/model")
     text = page.inner_text("main")
     assert f"v{st.challenger}" in text and event["action"] in text.lower(), text[:2000]
-    shot(page, "model-loop")
+    shot(page, "loop-drift", "#drift")
+    shot(page, "loop-decision", "#promotion")
     airflow_run_screenshot(s, page, st.run_id, "airflow-alert-run")
 
 
