@@ -117,10 +117,10 @@ def slot_column(slot: int) -> str:
 
 def index_of(feature: Feature) -> Column:
     """StringIndexer with handleInvalid=keep: the label's position, unseen or null -> len(labels)."""
-    from flightdelay.features import literal_map
+    from flightdelay.features import literal_lookup
 
     positions = {label: i for i, label in enumerate(feature.labels)}
-    return F.coalesce(literal_map(positions, "INT")[F.col(feature.column)], F.lit(len(feature.labels)))
+    return F.coalesce(literal_lookup(positions, F.col(feature.column), "INT"), F.lit(len(feature.labels)))
 
 
 def flat_forest_text(forest: CompiledForest) -> str:

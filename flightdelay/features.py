@@ -33,6 +33,8 @@ extra "unknown" index (handleInvalid="keep").
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from functools import lru_cache
 
 from pyspark.ml import Pipeline
 from pyspark.ml.classification import RandomForestClassifier
@@ -40,7 +42,7 @@ from pyspark.ml.feature import StringIndexer, VectorAssembler
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from flightdelay.reference import SEASON_KEY_SEPARATOR, Reference
+from flightdelay.reference import Reference
 from flightdelay.schema import LABEL_COLUMN, ROUTE_SEPARATOR
 
 CATEGORICAL = ("Carrier", "Origin", "Dest", "Route")
@@ -87,14 +89,128 @@ def hhmm_to_minutes(hhmm: Column) -> Column:
     return (F.floor(hhmm / 100) * 60 + F.pmod(hhmm, F.lit(100))).cast("int")
 
 
-def literal_map(mapping: dict, value_type: str) -> Column:
-    """A MAP<STRING, value_type> constant (batch and streaming frames, no join needed).
+# Spark's hash() (Murmur3_x86_32.hashUnsafeBytes, seed 42; NOT the reference Murmur3 for lengths
+# that are no multiple of 4: Spark mixes each trailing byte, sign-extended, as a whole word),
+# reproduced so that the driver places each key where Spark's executors will look for it.
+SPARK_HASH_SEED = 42
+_M32 = 0xFFFFFFFF
 
-    Written as from_json over ONE string literal, which the optimizer folds into a map literal
-    once per query. The obvious create_map(lit(k), lit(v), ...) costs a py4j call per entry and
-    a slow analysis of thousands of children: ~1 s for the ~1,300 entries of the reference data,
+
+def _rotl32(x: int, r: int) -> int:
+    return ((x << r) | (x >> (32 - r))) & _M32
+
+
+def _mix(h1: int, k1: int) -> int:
+    k1 = _rotl32(k1 * 0xCC9E2D51 & _M32, 15) * 0x1B873593 & _M32
+    return (_rotl32(h1 ^ k1, 13) * 5 + 0xE6546B64) & _M32
+
+
+def _finish(h1: int, length: int) -> int:
+    h1 ^= length
+    h1 = (h1 ^ (h1 >> 16)) * 0x85EBCA6B & _M32
+    h1 = (h1 ^ (h1 >> 13)) * 0xC2B2AE35 & _M32
+    h1 ^= h1 >> 16
+    return h1 - (1 << 32) if h1 >> 31 else h1
+
+
+def spark_hash(text: str, salt: int | None = None) -> int:
+    """``hash(text)`` as Spark computes it for a STRING (a signed 32-bit int); with ``salt``,
+    ``hash(salt, text)``: the INT's hash is the seed of the string's, another hash function."""
+    h1 = SPARK_HASH_SEED if salt is None else _finish(_mix(SPARK_HASH_SEED, salt & _M32), 4) & _M32
+    data = text.encode("utf-8")
+    aligned = len(data) - len(data) % 4
+    for i in range(0, aligned, 4):
+        h1 = _mix(h1, int.from_bytes(data[i:i + 4], "little"))
+    for byte in data[aligned:]:
+        h1 = _mix(h1, (byte - 256 if byte > 127 else byte) & _M32)
+    return _finish(h1, len(data))
+
+
+@dataclass(frozen=True)
+class LookupTable:
+    """A perfect hash of a dict's keys (hash and displace), all arithmetic on Spark's int hash h:
+    ``slot = ((h >> shift) ^ displacements[h & (len(displacements) - 1)]) & (len(keys) - 1)``.
+    ``keys[slot]`` is the key placed there (null: a free slot), ``values[slot]`` its value; h is
+    ``hash(key)``, or ``hash(salt, key)`` when two keys share their plain hash."""
+
+    keys: tuple
+    values: tuple
+    displacements: tuple
+    shift: int
+    salt: int | None = None
+
+    def slot(self, h: int) -> int:
+        """What the Spark expression computes (Python's >> and & on negative ints are Java's)."""
+        return ((h >> self.shift) ^ self.displacements[h & (len(self.displacements) - 1)]) & (len(self.keys) - 1)
+
+
+def _displacements(hashes: dict, buckets: int, slots: int, shift: int) -> tuple[list, list] | None:
+    """Keys by slot and a displacement per bucket, fullest buckets first; None when two keys of a
+    bucket share their slot bits (no displacement parts them)."""
+    members: dict[int, list] = {}
+    for key, h in hashes.items():
+        members.setdefault(h & (buckets - 1), []).append(key)
+    keys: list = [None] * slots
+    displacements = [0] * buckets
+    for bucket, bucket_keys in sorted(members.items(), key=lambda b: (-len(b[1]), b[0])):
+        bits = [(hashes[k] >> shift) & (slots - 1) for k in bucket_keys]
+        if len(set(bits)) < len(bits):
+            return None
+        displacement = next(d for d in range(slots) if all(keys[b ^ d] is None for b in bits))
+        displacements[bucket] = displacement
+        for key, b in zip(bucket_keys, bits):
+            keys[b ^ displacement] = key
+    return keys, displacements
+
+
+@lru_cache(maxsize=64)
+def lookup_table(mapping_json: str) -> LookupTable:
+    """The table of a JSON object: a bucket per key and two slots per key, rounded up to powers
+    of two (a few ms for the reference data's tables)."""
+    mapping = json.loads(mapping_json)
+    buckets = 1 << max(len(mapping) - 1, 0).bit_length()
+    for salt in (None, *range(1, 1000)):
+        hashes = {key: spark_hash(key, salt) for key in mapping}
+        if len(set(hashes.values())) < len(hashes):
+            continue  # two keys with one hash: no displacement parts them
+        for slots in (2 * buckets, 4 * buckets):
+            for shift in (16, 20, 12, 24, 8, 28, 4):  # slot bits from another part than the bucket's
+                placed = _displacements(hashes, buckets, slots, shift)
+                if placed is not None:
+                    keys, displacements = placed
+                    return LookupTable(tuple(keys), tuple(None if k is None else mapping[k] for k in keys),
+                                       tuple(displacements), shift, salt)
+    raise ValueError(f"no perfect hash found for {len(mapping)} keys")
+
+
+def literal_lookup(mapping: dict, key: Column, value_type: str) -> Column:
+    """``mapping[key]`` for a constant dict of STRING keys (batch and streaming frames, no join
+    needed): null for an unknown or null key, exactly as a map literal's lookup.
+
+    Not a map literal: Spark looks a key up in a map by comparing it with the keys one by one,
+    the top frame of the predict query's profile (up to ~1,800 string comparisons per request
+    over the route, season, airport and category tables). Here the driver builds a perfect hash (``lookup_table``) and
+    each row costs one hash of the key, three array reads and one key comparison. Written
+    branch-free with null-returning array reads (``get``): the generated code stays small, and
+    the whole-stage method of the predict query must stay under the JIT's 8,000-byte limit
+    (HotSpot interprets larger methods: ~+40 % CPU per request when a first version crossed it).
+
+    The arrays are from_json over ONE string literal, which the optimizer folds into literals
+    once per query. The obvious lit(list) or create_map(lit(k), lit(v), ...) costs a py4j call
+    per entry and a slow analysis of thousands of children: ~1 s for the reference data,
     paid again on every streaming micro-batch."""
-    return F.from_json(F.lit(json.dumps(dict(sorted(mapping.items())))), f"MAP<STRING, {value_type}>")
+    if not mapping:
+        return F.lit(None).cast(value_type)
+    table = lookup_table(json.dumps(dict(sorted(mapping.items()))))
+    arrays = F.from_json(F.lit(json.dumps({"k": table.keys, "v": table.values, "d": table.displacements})),
+                         f"STRUCT<k: ARRAY<STRING>, v: ARRAY<{value_type}>, d: ARRAY<INT>>")
+    key = key.cast("string")
+    # A null key hashes like an empty row and finds no key equal to it.
+    h = F.hash(key) if table.salt is None else F.hash(F.lit(table.salt).cast("int"), key)
+    displacement = F.get(arrays["d"], h.bitwiseAND(F.lit(len(table.displacements) - 1)))
+    slot = F.shiftright(h, table.shift).bitwiseXOR(displacement).bitwiseAND(F.lit(len(table.keys) - 1))
+    miss = (F.get(arrays["k"], slot) != key).cast("int")  # null for a free slot
+    return F.get(arrays["v"], slot.bitwiseOR(F.shiftleft(miss, 30)))  # a miss reads past the end: null
 
 
 def calendar_date(text: Column) -> Column:
@@ -132,7 +248,20 @@ def season_of_month(month: Column) -> Column:
 
 def airport_tz(reference: Reference, airport: Column) -> Column:
     zones = {code: a["tz"] for code, a in reference.airports.items()}
-    return F.coalesce(literal_map(zones, "STRING")[airport], F.lit(reference.defaults["tz"]))
+    return F.coalesce(literal_lookup(zones, airport, "STRING"), F.lit(reference.defaults["tz"]))
+
+
+ROUTE_TABLE_TYPE = "STRUCT<distance: DOUBLE, typical_elapsed: DOUBLE, by_season: ARRAY<DOUBLE>>"
+
+
+def route_table(reference: Reference) -> dict:
+    """Route -> what the features read about it (ROUTE_TABLE_TYPE): by_season[s] is the typical
+    time in season s (``season_of_month``) or null."""
+    return {k: {"distance": float(r["distance"]),
+                "typical_elapsed": None if r.get("typical_elapsed") is None else float(r["typical_elapsed"]),
+                "by_season": [None if (v := (r.get("typical_elapsed_by_season") or {}).get(str(s))) is None
+                              else float(v) for s in range(4)]}
+            for k, r in reference.routes.items()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -141,20 +270,13 @@ def airport_tz(reference: Reference, airport: Column) -> Column:
 def add_features(df: DataFrame, reference: Reference) -> DataFrame:
     """Add ``DERIVED_COLUMNS`` to a frame holding the raw request columns."""
     d = reference.defaults
-    distances = {k: float(r["distance"]) for k, r in reference.routes.items()}
-    typical = {k: float(r["typical_elapsed"]) for k, r in reference.routes.items()
-               if r.get("typical_elapsed") is not None}
-    seasonal = {f"{k}{SEASON_KEY_SEPARATOR}{season}": float(v) for k, r in reference.routes.items()
-                for season, v in (r.get("typical_elapsed_by_season") or {}).items()}
-
     date = calendar_date(F.col("FlightDate"))
     route = F.concat_ws(ROUTE_SEPARATOR, F.col("Origin"), F.col("Dest"))
     season = season_of_month(F.month(date))
-    distance = F.coalesce(literal_map(distances, "DOUBLE")[route], F.lit(float(d["distance"])))
+    known = literal_lookup(route_table(reference), route, ROUTE_TABLE_TYPE)  # one lookup per request
+    distance = F.coalesce(known["distance"], F.lit(float(d["distance"])))
     estimate = F.lit(float(d["elapsed_intercept"])) + F.lit(float(d["elapsed_per_mile"])) * distance
-    season_key = F.concat_ws(SEASON_KEY_SEPARATOR, route, season.cast("string"))
-    typical_elapsed = F.coalesce(literal_map(seasonal, "DOUBLE")[season_key],
-                                 literal_map(typical, "DOUBLE")[route], estimate)
+    typical_elapsed = F.coalesce(F.get(known["by_season"], season), known["typical_elapsed"], estimate)
     # Two projections only: each withColumn re-analyses the plan, which costs on every micro-batch.
     out = df.withColumns({
         "Route": route,
