@@ -211,7 +211,7 @@ class ApiEntry:
                 self.sent.rate_limited += 1
                 time.sleep(float(answer.headers.get("Retry-After", "1")))
                 continue
-            if answer.status_code != 202:
+            if answer.status_code not in (200, 202):  # 200: answered within a ?wait
                 raise RuntimeError(f"POST {path} answered {answer.status_code}: {answer.text[:300]}")
             return answer.json()
 

@@ -37,9 +37,14 @@ def create_prediction():
         return jsonify(error="invalid flight request", fields=exc.fields), 400
     except Unavailable as exc:
         return jsonify(error=str(exc)), 503
-    state, outcome = wait_for_outcome(uuid, requested_wait(request.args.get("wait")))
-    return answer_for(uuid, state, outcome,
-                      pending={"uuid": uuid, "status": "pending", "result_url": f"/api/v1/predictions/{uuid}"})
+    pending = {"uuid": uuid, "status": "pending", "result_url": f"/api/v1/predictions/{uuid}"}
+    wait = requested_wait(request.args.get("wait"))
+    if wait == 0:
+        # Without ?wait the answer is always 202: a warm pipeline can answer within the few
+        # milliseconds between produce and this line, and a 200 then would depend on a race.
+        return jsonify(pending), 202
+    state, outcome = wait_for_outcome(uuid, wait)
+    return answer_for(uuid, state, outcome, pending=pending)
 
 
 def answer_for(uuid: str, state: str, outcome: dict | None, pending: dict):

@@ -101,6 +101,25 @@ def test_result_lookup_pending_done_unknown(app, client):
     assert client.get("/api/v1/predictions/not-a-uuid").status_code == 404
 
 
+def test_an_answer_faster_than_the_post_still_gets_202_without_wait():
+    """A warm pipeline can answer before the POST returns (CI, 2026-12-07: the replay got a 200
+    and stopped); without ?wait the contract is 202 whatever the race."""
+    app = None
+
+    class InstantBridge(RecordingBridge):
+        def publish_request(self, request):
+            super().publish_request(request)
+            deliver_prediction(app, prediction_for(request["UUID"]))
+
+    app = make_app(bridge=InstantBridge())
+    client = app.test_client()
+    answer = client.post("/api/v1/predictions", json=VALID)
+    assert answer.status_code == 202 and answer.get_json()["status"] == "pending"
+    uuid = answer.get_json()["uuid"]
+    assert client.get(f"/api/v1/predictions/{uuid}").status_code == 200
+    assert client.post("/api/v1/predictions?wait=1", json=VALID).status_code == 200
+
+
 def test_result_found_in_mongo_after_a_restart(app, client):
     uuid = str(uuidlib.uuid4())
     parts.of(app).stores.docs[uuid] = prediction_for(uuid, cls=0)
