@@ -166,6 +166,11 @@ class Settings:
     realtime_interval: str = _setting("15 minutes", "real-time batch length: checkpoint interval, max replay after a "
                                       "crash; each batch end pauses answers for seconds (docs/streaming-job.md)")
     predict_linger_ms: int = _setting(5, "Kafka linger of the predict query's answers (ms)")
+    predict_warmup_requests: int = _setting(20000, "synthetic requests the predict path answers on private topics "
+                                                   "before the job reports up, so the JIT has compiled it "
+                                                   "(spark_jobs.warmup; 0: no warm-up)")
+    predict_warmup_timeout_s: float = _setting(120.0, "the warm-up gives up after this many seconds and the job "
+                                                      "starts anyway")
     store_trigger: str = _setting("1 second", "trigger of the MongoDB and Cassandra archive queries")
     archive_trigger: str = _setting("60 seconds", "trigger of the HDFS parquet archive query (one file per date per trigger)")
     max_offsets_per_trigger: int = _setting(50000, "Kafka records per micro-batch (backpressure)")

@@ -25,6 +25,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
+import time
+import uuid as uuidlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -150,3 +153,24 @@ def load_reference(path: str | Path = SHIPPED.reference) -> Reference:
     """Load a reference JSON file (default: the shipped model's, ``models/reference.json``)."""
     with open(path, encoding="utf-8") as fh:
         return Reference.from_dict(json.load(fh))
+
+
+def sample_requests(reference: Reference, n: int, seed: int = 7, requested_at: int | None = None) -> list[dict]:
+    """``n`` valid requests over the reference's routes: the flights are deterministic for a
+    seed, the UUIDs are new on every call (stores keep what earlier runs wrote)."""
+    rng = random.Random(seed)
+    routes = sorted(reference.routes)
+    carriers = sorted(reference.carriers)
+    out = []
+    for _ in range(n):
+        origin, dest = rng.choice(routes).split(ROUTE_SEPARATOR)
+        dep = rng.randrange(5, 23) * 100 + rng.choice((0, 15, 30, 45))
+        arr = (dep + rng.randrange(100, 600)) % 2400
+        arr = arr - arr % 100 + min(arr % 100, 59)
+        out.append({"UUID": str(uuidlib.uuid4()),
+                    "Carrier": rng.choice(carriers), "Origin": origin, "Dest": dest,
+                    "FlightDate": f"2013-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}",
+                    "CRSDepTime": dep, "CRSArrTime": arr, "DepDelay": float(rng.randrange(-20, 180)),
+                    "FlightNum": rng.randrange(1, 5000),
+                    "requested_at": requested_at or int(time.time() * 1000)})
+    return out

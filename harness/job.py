@@ -39,7 +39,9 @@ class JobProcess:
                         FD_SCORED_ARCHIVE_PATH=f"/tmp/test-scored-{sfx}",
                         FD_MODEL_NAME=f"test_model_{sfx}",  # no champion: the shipped model serves
                         FD_SPARK_UI_PORT=str(free_port()), FD_ARCHIVE_TRIGGER="3 seconds",
-                        FD_MODEL_POLL_S="2", FD_SPARK_DRIVER_MEMORY="1g")
+                        FD_MODEL_POLL_S="2", FD_SPARK_DRIVER_MEMORY="1g",
+                        # the warm-up's code path at each start, not the JIT's full warm-up (13 s)
+                        FD_PREDICT_WARMUP_REQUESTS="2000")
         self.env.update(extra_env)
         self.settings = load_settings(self.env)
         self.log = tmp / "job.log"

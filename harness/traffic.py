@@ -9,29 +9,8 @@ import uuid as uuidlib
 
 from flightdelay import kafka
 from flightdelay.config import Settings
-from flightdelay.reference import Reference, load_reference
-from flightdelay.schema import LABELS, ROUTE_SEPARATOR
-
-
-def sample_requests(reference: Reference, n: int, seed: int = 7, requested_at: int | None = None) -> list[dict]:
-    """``n`` valid requests over the reference's routes: the flights are deterministic for a
-    seed, the UUIDs are new on every call (stores keep what earlier runs wrote)."""
-    rng = random.Random(seed)
-    routes = sorted(reference.routes)
-    carriers = sorted(reference.carriers)
-    out = []
-    for _ in range(n):
-        origin, dest = rng.choice(routes).split(ROUTE_SEPARATOR)
-        dep = rng.randrange(5, 23) * 100 + rng.choice((0, 15, 30, 45))
-        arr = (dep + rng.randrange(100, 600)) % 2400
-        arr = arr - arr % 100 + min(arr % 100, 59)
-        out.append({"UUID": str(uuidlib.uuid4()),
-                    "Carrier": rng.choice(carriers), "Origin": origin, "Dest": dest,
-                    "FlightDate": f"2013-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}",
-                    "CRSDepTime": dep, "CRSArrTime": arr, "DepDelay": float(rng.randrange(-20, 180)),
-                    "FlightNum": rng.randrange(1, 5000),
-                    "requested_at": requested_at or int(time.time() * 1000)})
-    return out
+from flightdelay.reference import Reference, load_reference, sample_requests  # noqa: F401 (the tests' import)
+from flightdelay.schema import LABELS
 
 
 def produce(s: Settings, topic: str, messages: list[tuple[bytes | None, bytes | None]]) -> None:

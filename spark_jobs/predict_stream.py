@@ -23,8 +23,12 @@ response); every store write is keyed by UUID and the parquet query drops repeat
 When the registry alias moves, the predict query is restarted on the new model between
 batches; the application (and the archive queries) keep running.
 
+Before ``predict`` starts, the same query warms the JIT on synthetic requests on private topics
+(``warmup``), so the first users after `make up` do not pay for the JVM's cold start.
+
 Modules by role: ``transform`` (validate, score, parse: pure frames), ``queries`` (the
 prediction and archive queries), ``outcomes`` (the outcome join and archive-scored),
+``frontier`` (what a restarted predict query already answered), ``warmup``,
 ``supervisor`` (model hot-swap, restarts, status, priorities), ``sinks`` (retries and dead
 letters around the store writers of ``flightdelay.stores``).
 """

@@ -47,24 +47,25 @@ def kafka_stream(spark: SparkSession, s: Settings, topic: str, *, limit: bool = 
 
 
 def start_predict(spark: SparkSession, s: Settings, served: ServedModel, shadow: ShadowModel | None = None,
-                  answered: dict[int, Answered] | None = None):
+                  answered: dict[int, Answered] | None = None, *, name: str = "predict", checkpoint: str | None = None):
     """The predict query: answers from ``served``; with ``shadow``, the same requests scored by
     the shadow model too, to the shadow topic (spark_jobs.transform.shadow_rows). Requests at or
-    before ``answered`` (spark_jobs.frontier) were answered before a restart and are skipped."""
+    before ``answered`` (spark_jobs.frontier) were answered before a restart and are skipped.
+    ``name`` and ``checkpoint``: another query of the same plan (spark_jobs.warmup)."""
     realtime = s.predict_trigger == "realtime"
     requests = kafka_stream(spark, s, s.request_topic, limit=not realtime)
     if answered:
         requests = requests.where(~already_answered(answered))
         log.info("query predict skips the requests answered before it started: %s", describe(answered))
     rows = score(requests, served, s, shadow)
-    writer = (rows.writeStream.queryName("predict").format("kafka").options(**kafka.spark_sink_options(s))
+    writer = (rows.writeStream.queryName(name).format("kafka").options(**kafka.spark_sink_options(s))
               .option("kafka.linger.ms", str(s.predict_linger_ms))
-              .option("checkpointLocation", checkpoint_dir(s, "predict"))
+              .option("checkpointLocation", checkpoint or checkpoint_dir(s, "predict"))
               .outputMode("update"))
     writer = writer.trigger(realTime=s.realtime_interval) if realtime \
         else writer.trigger(processingTime="0 seconds")
     query = writer.start()
-    log.info("query predict started (%s trigger) serving %s version %s (%s, %s engine); %s",
+    log.info("query %s started (%s trigger) serving %s version %s (%s, %s engine); %s", name,
              "real-time" if realtime else "micro-batch", served.name, served.version, served.source, served.engine,
              "no shadow model" if shadow is None else
              f"version {shadow.model.version} ({shadow.role}, {shadow.model.engine} engine) in shadow to {s.shadow_topic}")

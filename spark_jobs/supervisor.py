@@ -29,6 +29,7 @@ from flightdelay.stores.mongo import MongoWriter
 from spark_jobs.frontier import frontier_or_nothing
 from spark_jobs.outcomes import Outcomes, start_scored_archive
 from spark_jobs.queries import checkpoint_dir, start_archive, start_predict, start_store
+from spark_jobs.warmup import warm_up
 
 log = logging.getLogger("spark_jobs.supervisor")
 # Pauses before loading again a shadow version that failed to load (then every last one): a
@@ -56,6 +57,8 @@ class PredictionJob:
         self.served = load_served_model(s)
         self.shadow = self.shadow_for(self.wanted_shadow(self.served.version))
         self.watcher = AliasWatcher(s, self.served.version, self.swap_model)
+        # Before anything is reported up: the first users must not pay for the JVM's cold start.
+        warm_up(self.spark, s, self.served, self.shadow, frontier_or_nothing(s))
         self.factories = {"predict": lambda: start_predict(self.spark, s, self.served, self.shadow,
                                                            frontier_or_nothing(s))}
         if self.stores:

@@ -10,6 +10,7 @@ import uuid as uuidlib
 
 import pytest
 
+from flightdelay import kafka
 from flightdelay import status as job_status
 from flightdelay.reference import load_reference
 from flightdelay.stores import cassandra, mongo, parquet
@@ -17,6 +18,7 @@ from harness.job import JobProcess
 from harness.models import register_shipped_model
 from harness.traffic import collect, produce, produce_requests, sample_requests
 from harness.wait import wait_for
+from spark_jobs.warmup import warmup_settings, warmup_topics
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +132,12 @@ def test_requests_become_predictions_in_every_store_and_bad_ones_dead_letters(jo
     assert len(counts) == len(requests)
     archived = wait_for(lambda: (a := parquet.read_uuids(spark, s)) and len(a) >= len(uuids) and a, 120, "the archive")
     assert sorted(archived) == sorted(uuids)
+    # The warm-up answered its requests on topics of its own (the response topic holds only ours)
+    # and removed them.
+    n = s.predict_warmup_requests
+    assert n > 0 and f"warm-up of the predict path: {n} of {n} synthetic requests answered" in job.log.read_text()
+    wait_for(lambda: not set(warmup_topics(warmup_settings(s))) & set(kafka.admin(s).list_topics(timeout=10).topics),
+             30, "the warm-up's topics to be deleted")
 
 
 def test_kill_minus_nine_mid_stream_loses_and_duplicates_nothing(job, spark):
