@@ -54,6 +54,7 @@ def create_app(test_config: dict | None = None, *, settings: Settings | None = N
     app.config.from_mapping(
         SECRET_KEY=(test_config or {}).get("SECRET_KEY") or security.secret_key(settings),
         RESULT_TIMEOUT_S=settings.webapp_result_timeout_s,
+        PUBLISH_TIMEOUT_S=settings.webapp_publish_timeout_s,
         RATELIMIT_DEFAULT=settings.webapp_rate_limit,
         SYNC_WAIT_MAX_S=settings.webapp_sync_wait_max_s,
         MAX_CONTENT_LENGTH=settings.webapp_max_request_bytes,

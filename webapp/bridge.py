@@ -26,7 +26,6 @@ from flightdelay import kafka
 from flightdelay.config import Settings
 
 log = logging.getLogger(__name__)
-DELIVERY_TIMEOUT_S = 10  # how long a request may wait for Kafka before the submitter is told to retry
 CONSUME_BATCH = 500  # messages the response consumer takes in one call at most
 
 
@@ -85,7 +84,7 @@ class KafkaBridge:
                 self._producer = kafka.producer(self.settings, {
                     "linger.ms": 0,  # a person is waiting: send now, do not batch
                     "enable.idempotence": True,
-                    "message.timeout.ms": DELIVERY_TIMEOUT_S * 1000,
+                    "message.timeout.ms": int(self.settings.webapp_publish_timeout_s * 1000),
                 })
                 self.threads.start(self._serve_delivery_reports, "kafka-delivery-reports")
             return self._producer
@@ -111,7 +110,7 @@ class KafkaBridge:
 
         self.producer.produce(self.settings.request_topic, key=request["UUID"].encode(),
                               value=json.dumps(request).encode(), on_delivery=on_delivery)
-        if not delivered.wait(DELIVERY_TIMEOUT_S + 1) or errors:
+        if not delivered.wait(self.settings.webapp_publish_timeout_s + 1) or errors:
             raise RuntimeError(f"Kafka did not acknowledge request {request['UUID']}: "
                                f"{errors[0] if errors else 'timed out'}")
 

@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 bp = Blueprint("outcomes", __name__)
 
 MAX_BATCH = 100           # outcomes per POST
-DELIVERY_TIMEOUT_S = 10   # the broker's acknowledgement of a batch
 RETRY_S = 30.0            # after Cassandra failed, sections say so this long before asking again
 WALL_HOURS = 24           # the model page's wall-time chart: this many hours back
 DRIFT_HOURS = 24          # the model page's drift chart: this many hours back
@@ -73,7 +72,8 @@ def post_outcomes():
         outcome["outcome_id"] = outcome["outcome_id"] or str(uuidlib.uuid4())
         outcome["reported_at"] = reported_at
     try:
-        publish(parts.bridge(), parts.settings().outcome_topic, clean)
+        s = parts.settings()
+        publish(parts.bridge(), s.outcome_topic, clean, s.webapp_publish_timeout_s)
     except Exception as exc:  # any producer failure: nothing is promised
         log.error("%d outcomes could not be produced: %s", len(clean), exc)
         return jsonify(error="the outcome stream is unavailable, please retry in a moment"), 503
@@ -93,10 +93,10 @@ def json_body():
     return payload if isinstance(payload, (dict, list)) else None
 
 
-def publish(bridge, topic: str, outcomes: list[dict]) -> None:
+def publish(bridge, topic: str, outcomes: list[dict], timeout_s: float) -> None:
     """Produce each outcome keyed by its flight (a flight's reports stay in order) and wait for
     the broker's acknowledgement of all of them, through the bridge's producer (its delivery
-    reports are served by the bridge and handed to the server's loop)."""
+    reports are served by the bridge and handed to the server's loop), ``timeout_s`` at most."""
     import json
 
     waiting = {"left": len(outcomes)}
@@ -117,7 +117,7 @@ def publish(bridge, topic: str, outcomes: list[dict]) -> None:
     for outcome in outcomes:
         producer.produce(topic, key=schema.flight_key(outcome).encode(), value=json.dumps(outcome).encode(),
                          on_delivery=on_delivery)
-    if not done.wait(DELIVERY_TIMEOUT_S + 1) or errors:
+    if not done.wait(timeout_s + 1) or errors:
         raise RuntimeError(f"Kafka did not acknowledge every outcome: {errors[0] if errors else 'timed out'}")
 
 

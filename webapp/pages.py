@@ -25,7 +25,8 @@ bp = Blueprint("pages", __name__)
 def predict():
     reference = parts.reference()
     return render_template("predict.html", options=form_options(reference), labels=LABELS,
-                           timeout_s=current_app.config["RESULT_TIMEOUT_S"])
+                           timeout_s=current_app.config["RESULT_TIMEOUT_S"],
+                           publish_timeout_s=current_app.config["PUBLISH_TIMEOUT_S"])
 
 
 def form_options(reference) -> dict:

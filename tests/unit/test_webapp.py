@@ -1,9 +1,11 @@
 """The web app without servers: a recording bridge instead of Kafka, a dict instead of MongoDB."""
+import json
 import threading
 import uuid as uuidlib
 
 import pytest
 
+from flightdelay.config import load_settings
 from webapp import create_app, parts, socketio
 from webapp.predictions import deliver_prediction, deliver_rejection
 
@@ -240,6 +242,16 @@ def test_prediction_page_lists_carriers_airports_and_known_routes(client):
     assert 'value="EWR"' in page and "Newark" in page
     assert '"EWR": [' in page  # the route table the page filters destinations with
     assert 'name="csrf_token"' in page
+
+
+def test_the_page_waits_for_the_acknowledgement_as_long_as_the_server_does(client):
+    """The browser's Socket.IO acknowledgement timeout follows FD_WEBAPP_PUBLISH_TIMEOUT_S: a
+    fixed 10 s told the user "no answer" while the server still rode out a broker failover."""
+    page = client.get("/").get_data(as_text=True)
+    data = json.loads(page.split('<script id="fd-data" type="application/json">')[1].split("</script>")[0])
+    assert data["publish_timeout_s"] == load_settings().webapp_publish_timeout_s
+    script = client.get("/static/predict.js").get_data(as_text=True)
+    assert "socket.timeout((data.publish_timeout_s + 5) * 1000)" in script
 
 
 def test_a_produced_request_is_never_unknown_while_its_answer_arrives():

@@ -67,7 +67,8 @@
     el("result").scrollIntoView({ block: "nearest", behavior: "smooth" });
     sentAt = performance.now();
     current = null; answered = false; awaitingAck = true; early.clear();
-    socket.timeout(10000).emit("predict", values, (err, ack) => {
+    // The server answers once Kafka has the request, which may take a broker failover.
+    socket.timeout((data.publish_timeout_s + 5) * 1000).emit("predict", values, (err, ack) => {
       awaitingAck = false;
       form.querySelector("button").disabled = false;
       if (err) { el("progress").hidden = true; return showErrors(lostMessage || "The server did not answer; please retry.", {}); }
