@@ -60,6 +60,52 @@ def admin(s: Settings, overrides: Mapping | None = None):
     return AdminClient(client_config(s, {"logger": log, **(overrides or {})}))
 
 
+def ensure_topics(s: Settings, topics, partitions: int | None = None) -> list[str]:
+    """Create ``topics`` that do not exist yet (idempotent; a concurrent creator is fine), with
+    ``partitions`` (default FD_KAFKA_PARTITIONS), FD_KAFKA_REPLICATION copies and
+    min.insync.replicas FD_KAFKA_MIN_INSYNC_REPLICAS; return the ones created. An existing topic
+    with fewer copies is left as it is, with a warning (more copies need a partition
+    reassignment). Raises RuntimeError naming the topic a broker refused."""
+    from confluent_kafka.admin import NewTopic
+
+    client = admin(s)
+    metadata = client.list_topics(timeout=10)
+    for name in set(topics) & set(metadata.topics):
+        copies = {len(p.replicas) for p in metadata.topics[name].partitions.values()}
+        if copies and min(copies) < s.topic_replication:
+            log.warning("topic %s has %d copies, the settings ask for %d: reassign its partitions "
+                        "(kafka-reassign-partitions) to add copies", name, min(copies), s.topic_replication)
+    wanted = [NewTopic(t, num_partitions=partitions or s.topic_partitions, replication_factor=s.topic_replication,
+                       config={"min.insync.replicas": str(s.topic_min_insync)})
+              for t in dict.fromkeys(topics) if t not in metadata.topics]
+    created = []
+    for topic, future in (client.create_topics(wanted, operation_timeout=30).items() if wanted else ()):
+        try:
+            future.result()
+            created.append(topic)
+        except Exception as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise RuntimeError(f"kafka: could not create topic {topic}: {exc}") from exc
+    return created
+
+
+def delete_topics(s: Settings, topics) -> list[str]:
+    """Delete those of ``topics`` that exist (a bench's or a warm-up's own, once done: each one
+    left behind costs the brokers partitions to watch and disk); return the deleted ones. Best
+    effort: a topic that could not be deleted is only clutter, logged as a warning."""
+    client = admin(s)
+    existing = set(client.list_topics(timeout=10).topics)
+    doomed = [t for t in dict.fromkeys(topics) if t in existing]
+    deleted = []
+    for topic, future in (client.delete_topics(doomed, operation_timeout=30).items() if doomed else ()):
+        try:
+            future.result()
+            deleted.append(topic)
+        except Exception as exc:
+            log.warning("topic %s not deleted: %s", topic, exc)
+    return deleted
+
+
 def spark_options(s: Settings) -> dict[str, str]:
     """Options of Spark's Kafka source and sink (``kafka.``-prefixed client settings)."""
     return {f"kafka.{key}": str(value) for key, value in client_config(s).items()}

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from flightdelay import status as job_status
 from flightdelay.config import REPO_ROOT, load_settings
+from flightdelay.kafka import delete_topics, ensure_topics
 from flightdelay.stores import mongo, parquet
 from harness.ports import free_port
 from harness.wait import wait_for
-from infra.services.kafka import delete_topics, ensure_topics
 from infra.services.mongo import Mongo
 from infra.services.spark_connector import install_spark_connector
 

@@ -43,28 +43,6 @@ def warmup_topics(w: Settings) -> list[str]:
     return [w.request_topic, w.response_topic, w.shadow_topic]
 
 
-def create_topics(s: Settings, topics: list[str]) -> None:
-    """The private topics, with the platform topics' partition count: the frontier filter the
-    real query will have names partitions, and the warm-up must run the same plan."""
-    from confluent_kafka.admin import NewTopic
-
-    admin = kafka.admin(s)
-    existing = set(admin.list_topics(timeout=10).topics)
-    wanted = [NewTopic(t, num_partitions=s.topic_partitions, replication_factor=s.topic_replication)
-              for t in topics if t not in existing]
-    for future in (admin.create_topics(wanted, operation_timeout=30).values() if wanted else []):
-        future.result()
-
-
-def delete_topics(s: Settings, topics: list[str]) -> None:
-    admin = kafka.admin(s)
-    for topic, future in admin.delete_topics(topics, operation_timeout=30).items():
-        try:
-            future.result()
-        except Exception as exc:  # clutter only: the next warm-up recreates or reuses it
-            log.warning("warm-up topic %s not deleted: %s", topic, exc)
-
-
 def produce_requests(s: Settings, topic: str, requests: list[dict]) -> None:
     producer = kafka.producer(s, {"linger.ms": 5, "queue.buffering.max.messages": max(100_000, len(requests))})
     for request in requests:
@@ -101,7 +79,9 @@ def warm_up(spark, s: Settings, served: ServedModel, shadow: ShadowModel | None,
     query = None
     answers = 0
     try:
-        create_topics(s, topics)
+        # The platform topics' partition count: the frontier filter names partitions, and the
+        # warm-up must run the real query's plan.
+        kafka.ensure_topics(s, topics)
         query = start_predict(spark, w, served, shadow, answered, name=QUERY_NAME, checkpoint=checkpoint)
         produce_requests(s, w.request_topic, sample_requests(served.reference, n, seed=31))
         answers = count_answers(s, w.response_topic, n, deadline)
@@ -112,8 +92,8 @@ def warm_up(spark, s: Settings, served: ServedModel, shadow: ShadowModel | None,
             query.stop()
         shutil.rmtree(checkpoint, ignore_errors=True)
         try:
-            delete_topics(s, topics)
-        except Exception as exc:
+            kafka.delete_topics(s, topics)
+        except Exception as exc:  # clutter only: the next warm-up reuses them
             log.warning("warm-up topics not deleted: %s", exc)
     seconds = round(time.monotonic() - began, 1)
     log.info("warm-up of the predict path: %d of %d synthetic requests answered in %.1f s%s", answers, n, seconds,

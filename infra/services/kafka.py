@@ -169,42 +169,10 @@ def new_cluster_id() -> str:
 
 
 def ensure_topics(s: Settings, topics, partitions: int | None = None) -> None:
-    """Create ``topics`` that do not exist yet (idempotent), with FD_KAFKA_REPLICATION copies
-    and min.insync.replicas FD_KAFKA_MIN_INSYNC_REPLICAS. An existing topic with fewer copies
-    is left as it is, with a warning (more copies need a partition reassignment)."""
-    from confluent_kafka.admin import NewTopic
-
-    admin = kafka.admin(s)
-    metadata = admin.list_topics(timeout=10)
-    for name in set(topics) & set(metadata.topics):
-        copies = {len(p.replicas) for p in metadata.topics[name].partitions.values()}
-        if copies and min(copies) < s.topic_replication:
-            log.warning("topic %s has %d copies, the settings ask for %d: reassign its partitions "
-                        "(kafka-reassign-partitions) to add copies", name, min(copies), s.topic_replication)
-    wanted = [NewTopic(t, num_partitions=partitions or s.topic_partitions, replication_factor=s.topic_replication,
-                       config={"min.insync.replicas": str(s.topic_min_insync)})
-              for t in topics if t not in metadata.topics]
-    if not wanted:
-        return
-    for topic, future in admin.create_topics(wanted, operation_timeout=30).items():
-        try:
-            future.result()
-            print(f"[kafka] created topic {topic}", flush=True)
-        except Exception as exc:  # TOPIC_ALREADY_EXISTS from a concurrent creator is fine
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise StackError(f"kafka: could not create topic {topic}: {exc}") from exc
-
-
-def delete_topics(s: Settings, topics) -> None:
-    """Delete ``topics`` (a bench's own, once it is done: each one left behind costs the broker
-    partitions to watch and disk)."""
-    admin = kafka.admin(s)
-    existing = set(admin.list_topics(timeout=10).topics)
-    doomed = [t for t in topics if t in existing]
-    if not doomed:
-        return
-    for topic, future in admin.delete_topics(doomed, operation_timeout=30).items():
-        try:
-            future.result()
-        except Exception as exc:  # best effort: a topic left behind is only clutter
-            print(f"[kafka] could not delete topic {topic}: {exc}", flush=True)
+    """flightdelay.kafka.ensure_topics, saying what it created; a refusal stops the launcher."""
+    try:
+        created = kafka.ensure_topics(s, topics, partitions)
+    except RuntimeError as exc:
+        raise StackError(str(exc)) from exc
+    for topic in created:
+        print(f"[kafka] created topic {topic}", flush=True)

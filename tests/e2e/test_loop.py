@@ -37,10 +37,10 @@ from flightdelay import kafka, registry
 from flightdelay import retrain_trigger as rt
 from flightdelay import status as job_status
 from flightdelay.config import REPO_ROOT, load_settings
+from flightdelay.kafka import delete_topics, ensure_topics
 from flightdelay.stores import cassandra, parquet
 from flightdelay.stores import promotion as promotion_store
 from harness.wait import wait_for
-from infra.services.kafka import delete_topics, ensure_topics
 from monitor import status as monitor_status
 from monitor.alerts import reason_of, window_of
 from tests.e2e.test_browser import shot

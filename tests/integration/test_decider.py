@@ -22,11 +22,11 @@ import uuid as uuidlib
 import pytest
 
 from flightdelay.config import REPO_ROOT, load_settings
+from flightdelay.kafka import delete_topics, ensure_topics
 from flightdelay.stores import cassandra
 from flightdelay.stores import promotion as store
 from harness.traffic import produce
 from harness.wait import wait_for
-from infra.services.kafka import delete_topics, ensure_topics
 from monitor import status
 
 PAIRS = 150   # requests played per contest

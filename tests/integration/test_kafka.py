@@ -9,9 +9,9 @@ import pytest
 from confluent_kafka import TopicPartition
 
 from flightdelay import kafka
+from flightdelay.kafka import ensure_topics
 from harness.traffic import collect
 from harness.wait import wait_for
-from infra.services.kafka import ensure_topics
 from spark_jobs.sinks import DeadLetters
 
 

@@ -21,12 +21,12 @@ import pytest
 
 from flightdelay import drift
 from flightdelay.config import REPO_ROOT, load_settings
+from flightdelay.kafka import delete_topics, ensure_topics
 from flightdelay.model_dir import SHIPPED, SHIPPED_VERSION
 from flightdelay.stores import cassandra
 from flightdelay.stores.monitor import windows_since
 from harness.traffic import collect, produce
 from harness.wait import wait_for
-from infra.services.kafka import delete_topics, ensure_topics
 from monitor import status
 
 WINDOW = 1000
