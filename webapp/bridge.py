@@ -50,13 +50,19 @@ class GeventThreads(OsThreads):
         import gevent
 
         self.hub = gevent.get_hub()
+        self._spawn = gevent.spawn
         self.hub.threadpool.maxsize = max(self.hub.threadpool.maxsize, 12)  # 2 loops + DNS look-ups
 
     def start(self, target: Callable, name: str) -> None:
         self.hub.threadpool.spawn(target)
 
     def to_server(self, fn: Callable, *args) -> None:
-        self.hub.loop.run_callback_threadsafe(fn, *args)
+        """Run ``fn(*args)`` in a new greenlet of the server's loop. Not in the loop's callback
+        itself: code there may not wait for anything, and a contended lock (the result store's,
+        while a burst woke its waiters) raised BlockingSwitchOutError there, which lost that
+        prediction's delivery (make test-cluster, a broker's failover: a user's answer came
+        35.7 s later, from MongoDB)."""
+        self.hub.loop.run_callback_threadsafe(self._spawn, fn, *args)
 
 
 def threads_for_server() -> OsThreads:

@@ -1,6 +1,7 @@
 """The web app without servers: a recording bridge instead of Kafka, a dict instead of MongoDB."""
 import json
 import threading
+import time
 import uuid as uuidlib
 
 import pytest
@@ -357,3 +358,35 @@ def test_the_archive_page_never_counts_it_reads_what_the_background_counted(monk
         real.follow_archive(sleep)
     page = app.test_client().get("/archive").get_data(as_text=True)
     assert "3 predictions" in page and "HDFS archive could not be read (ConnectionError" in page
+
+
+def test_work_handed_to_the_gevent_loop_may_wait():
+    """What the Kafka threads hand to the server's loop runs where it may wait (a contended
+    lock): in the loop's own callback, waiting raised BlockingSwitchOutError and the
+    prediction's delivery was lost."""
+    import gevent
+    import gevent.lock
+
+    from webapp.bridge import GeventThreads
+
+    threads = GeventThreads()
+    lock = gevent.lock.Semaphore()
+    done, failed = [], []
+
+    def deliver(value):
+        try:
+            with lock:  # held by the greenlet below when this runs
+                done.append(value)
+        except Exception as exc:
+            failed.append(type(exc).__name__)
+
+    def holder():
+        with lock:
+            threads.start(lambda: threads.to_server(deliver, 1), "kafka-like-thread")
+            gevent.sleep(0.2)
+
+    gevent.spawn(holder).join()
+    deadline = time.monotonic() + 5
+    while not (done or failed) and time.monotonic() < deadline:
+        gevent.sleep(0.01)
+    assert failed == [] and done == [1]
