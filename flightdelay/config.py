@@ -172,7 +172,9 @@ class Settings:
                                                    "(spark_jobs.warmup; 0: no warm-up)")
     predict_warmup_timeout_s: float = _setting(120.0, "the warm-up gives up after this many seconds and the job "
                                                       "starts anyway")
-    store_trigger: str = _setting("1 second", "trigger of the MongoDB and Cassandra archive queries")
+    store_trigger: str = _setting("5 seconds", "trigger of the MongoDB and Cassandra archive queries (each "
+                                               "micro-batch costs planning, listener events and checkpoint "
+                                               "files whatever its size: docs/streaming-job.md)")
     archive_trigger: str = _setting("60 seconds", "trigger of the HDFS parquet archive query (one file per date per trigger)")
     max_offsets_per_trigger: int = _setting(50000, "Kafka records per micro-batch (backpressure)")
     archive_dedup_window: str = _setting("2 hours", "window of requested_at in which the archive drops repeated UUIDs")
