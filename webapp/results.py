@@ -62,6 +62,11 @@ class ResultStore:
                 return "done", self._results[uuid]
             return ("pending", None) if uuid in self._pending else ("unknown", None)
 
+    def knows(self, uuid: str) -> bool:
+        """Whether this process produced ``uuid`` (pending, answered or rejected, while kept)."""
+        with self._lock:
+            return uuid in self._pending or uuid in self._results or uuid in self._rejected
+
     def is_pending(self, uuid: str) -> bool:
         with self._lock:
             return uuid in self._pending

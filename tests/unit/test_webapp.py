@@ -390,3 +390,18 @@ def test_work_handed_to_the_gevent_loop_may_wait():
     while not (done or failed) and time.monotonic() < deadline:
         gevent.sleep(0.01)
     assert failed == [] and done == [1]
+
+
+def test_answers_nobody_here_waits_for_are_skipped(app):
+    """Every web process reads every answer; one to another producer's request (a bench, another
+    web process) is neither kept nor emitted unless a client of this process watches it."""
+    foreign, watched = str(uuidlib.uuid4()), str(uuidlib.uuid4())
+    watcher = socketio.test_client(app)
+    assert watcher.emit("watch", {"uuid": watched}, callback=True)["status"] == "unknown"
+    assert deliver_prediction(app, prediction_for(foreign)) is False
+    assert parts.of(app).results.outcome(foreign) == ("unknown", None)
+    assert deliver_prediction(app, prediction_for(watched)) is True
+    assert [m["name"] for m in watcher.get_received()] == ["prediction"]
+    mine = app.test_client().post("/api/v1/predictions", json=VALID).get_json()["uuid"]
+    assert deliver_prediction(app, prediction_for(mine)) is True
+    assert deliver_prediction(app, prediction_for(mine)) is False  # a repeat: recognised, not pushed again
