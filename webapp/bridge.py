@@ -121,9 +121,11 @@ class KafkaBridge:
                                f"{errors[0] if errors else 'timed out'}")
 
     def start_consumer(self, on_prediction: Callable[[dict], None],
-                       on_rejection: Callable[[dict], None] | None = None) -> None:
+                       on_rejection: Callable[[dict], None] | None = None,
+                       wanted: Callable[[str], bool] | None = None) -> None:
         """Run ``consume_responses`` in its own OS thread; the callbacks run on the server's loop,
-        a batch of records at a time."""
+        a batch of records at a time. ``wanted(uuid)``, called in that thread, says which keys
+        are worth decoding (see ``consume_responses``)."""
         def deliver(batch: list[tuple[str, dict]]) -> None:  # on the server's loop
             for kind, record in batch:
                 try:
@@ -133,12 +135,16 @@ class KafkaBridge:
 
         to_server = self.threads.to_server
         self.threads.start(lambda: self.consume_responses(lambda batch: to_server(deliver, batch),
-                                                          rejections=on_rejection is not None), "kafka-responses")
+                                                          rejections=on_rejection is not None, wanted=wanted),
+                           "kafka-responses")
 
-    def consume_responses(self, on_batch: Callable[[list[tuple[str, dict]]], None], rejections: bool = False) -> None:
+    def consume_responses(self, on_batch: Callable[[list[tuple[str, dict]]], None], rejections: bool = False,
+                          wanted: Callable[[str], bool] | None = None) -> None:
         """Loop until stop(): read predictions (and, with ``rejections``, the dead-letter topic,
         where the job puts requests it refused) and pass what each poll got on, decoded, as
-        ("prediction" | "rejection", record) pairs."""
+        ("prediction" | "rejection", record) pairs. With ``wanted``, a message whose key (the
+        request UUID) it refuses is passed over undecoded: every web process reads every answer,
+        and at 10,000/s decoding the ones nobody here waits for was most of this thread's work."""
         group = f"webapp-{socket.gethostname()}-{os.getpid()}-{uuidlib.uuid4().hex[:6]}"
         topics = [self.settings.response_topic] + ([self.settings.dlq_topic] if rejections else [])
         while not self._stop.is_set():
@@ -146,7 +152,7 @@ class KafkaBridge:
                 consumer = kafka.consumer(self.settings, group, {
                     "auto.offset.reset": "latest", "enable.auto.commit": True, "fetch.wait.max.ms": 10})
                 consumer.subscribe(topics, on_assign=self._on_assign)
-                self._poll_loop(consumer, on_batch)
+                self._poll_loop(consumer, on_batch, wanted)
                 consumer.close()
             except Exception:  # Kafka down or restarting: log, back off, reconnect
                 log.exception("response consumer failed; reconnecting in 2 s")
@@ -156,7 +162,7 @@ class KafkaBridge:
         log.info("response consumer assigned %s", [f"{p.topic}[{p.partition}]" for p in partitions])
         self.threads.to_server(self.consumer_ready.set)
 
-    def _poll_loop(self, consumer, on_batch) -> None:
+    def _poll_loop(self, consumer, on_batch, wanted: Callable[[str], bool] | None = None) -> None:
         """Each turn takes every message already fetched (kafka.arrived_messages: the first as it
         arrives, the rest without waiting), so a busy moment costs this thread one turn on the GIL
         and the server's loop one wake-up, not one per message (under the gevent server the loop
@@ -164,15 +170,18 @@ class KafkaBridge:
         turn). ``consume(n, timeout)`` alone waits for n messages or the whole timeout: it held
         every answer up to 0.2 s at low rates (bench.webapp: predictions p50 ~200 ms)."""
         while not self._stop.is_set():
-            batch = [decoded for decoded in map(self._decode, kafka.arrived_messages(consumer, CONSUME_BATCH, 0.2))
+            batch = [decoded for decoded in (self._decode(msg, wanted)
+                                             for msg in kafka.arrived_messages(consumer, CONSUME_BATCH, 0.2))
                      if decoded]
             if batch:
                 on_batch(batch)
 
-    def _decode(self, msg) -> tuple[str, dict] | None:
+    def _decode(self, msg, wanted: Callable[[str], bool] | None = None) -> tuple[str, dict] | None:
         if msg.error():
             log.warning("response consumer: %s", msg.error())
             return None
+        if wanted is not None and msg.key() and not wanted(msg.key().decode("utf-8", "replace")):
+            return None  # keyed by a request UUID this process did not produce (the job keeps the key)
         try:
             record = json.loads(msg.value())
         except (TypeError, ValueError):

@@ -143,7 +143,8 @@ def start_response_consumer(app: Flask) -> None:
     app_parts.background_started = True
     registry.import_client()  # before the worker serves, not on the watcher while it serves
     app_parts.bridge.start_consumer(lambda prediction: deliver_prediction(app, prediction),
-                                    lambda rejection: deliver_rejection(app, rejection))
+                                    lambda rejection: deliver_rejection(app, rejection),
+                                    wanted=lambda uuid: answer_is_awaited(app_parts.results, uuid))
     socketio.start_background_task(app_parts.served_reference.watcher.follow, socketio.sleep)
     socketio.start_background_task(app_parts.stores.follow_archive, socketio.sleep)
 
@@ -158,6 +159,12 @@ def answer_room(uuid: str, event: str, answer: dict) -> None:
 def room_is_watched(uuid: str) -> bool:
     """Whether a Socket.IO client of this process is in the room of ``uuid`` (a "watch")."""
     return bool(socketio.server.manager.rooms.get("/", {}).get(uuid))
+
+
+def answer_is_awaited(results, uuid: str) -> bool:
+    """Whether anyone in this process may wait for the answer to ``uuid``: it produced the
+    request, or a Socket.IO client watches it. Safe off the server's loop (no lock)."""
+    return results.may_know(uuid) or room_is_watched(uuid)
 
 
 def deliver_prediction(app: Flask, prediction: dict) -> bool:

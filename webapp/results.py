@@ -67,6 +67,13 @@ class ResultStore:
         with self._lock:
             return uuid in self._pending or uuid in self._results or uuid in self._rejected
 
+    def may_know(self, uuid: str) -> bool:
+        """``knows`` without the lock, for the Kafka consumer's thread to pass over answers nobody
+        here waits for before decoding them, without contending with the server's loop for the
+        lock. A dict's membership test is atomic; what it lets through is still checked by
+        ``knows`` on the loop."""
+        return uuid in self._pending or uuid in self._results or uuid in self._rejected
+
     def is_pending(self, uuid: str) -> bool:
         with self._lock:
             return uuid in self._pending

@@ -12,7 +12,7 @@ from flightdelay.config import load_settings
 from tests.unit.test_webapp import VALID, make_app, prediction_for
 from webapp import events, limits, parts, socketio
 from webapp.bridge import KafkaBridge, OsThreads
-from webapp.predictions import deliver_prediction
+from webapp.predictions import answer_is_awaited, deliver_prediction
 
 
 class Clock:
@@ -159,10 +159,46 @@ def test_the_response_consumer_hands_over_what_each_poll_got_at_once():
     assert consumer.waits == [0, 0]
 
 
+def test_answers_to_keys_nobody_here_wants_are_passed_over_undecoded():
+    s = load_settings()
+    bridge = KafkaBridge(s, producer=object(), threads=OsThreads())
+    mine, theirs = "0b1c9f2e-0000-4000-8000-000000000002", "0b1c9f2e-0000-4000-8000-000000000003"
+    asked = []
+
+    def wanted(uuid):
+        asked.append(uuid)
+        return uuid == mine
+
+    batch = [Message(s.response_topic, b"not json: never decoded", key=theirs.encode()),
+             Message(s.response_topic, b'{"UUID": "%s"}' % mine.encode(), key=mine.encode()),
+             Message(s.dlq_topic, b"not json either", key=theirs.encode()),
+             Message(s.dlq_topic, b'{"reason": "unknown route"}', key=mine.encode()),
+             Message(s.response_topic, b'{"UUID": "unkeyed"}', key=None)]  # no key: nothing to judge it by
+    consumer = BatchConsumer(bridge, [batch])
+    handed = []
+    bridge._poll_loop(consumer, handed.append, wanted)
+    assert handed == [[("prediction", {"UUID": mine}),
+                       ("rejection", {"uuid": mine, "reason": "unknown route", "fields": {}}),
+                       ("prediction", {"UUID": "unkeyed"})]]
+    assert asked == [theirs, mine, theirs, mine]
+
+
+def test_the_web_app_awaits_the_answers_it_produced_and_those_watched():
+    app = make_app()
+    results = parts.of(app).results
+    socket = socketio.test_client(app)
+    uuid = socket.emit("predict", VALID, callback=True)["uuid"]
+    assert answer_is_awaited(results, uuid)  # produced here, pending
+    assert not answer_is_awaited(results, "0b1c9f2e-0000-4000-8000-000000000004")  # another's, unwatched
+    other = "0b1c9f2e-0000-4000-8000-000000000005"
+    socketio.test_client(app).emit("watch", {"uuid": other}, callback=True)
+    assert answer_is_awaited(results, other)  # produced elsewhere, watched by a client of this process
+
+
 def test_a_record_that_fails_to_deliver_does_not_lose_the_rest_of_its_batch(monkeypatch):
     bridge = KafkaBridge(load_settings(), producer=object(), threads=OsThreads())
     done = threading.Event()
-    monkeypatch.setattr(bridge, "consume_responses", lambda on_batch, rejections: (on_batch(
+    monkeypatch.setattr(bridge, "consume_responses", lambda on_batch, rejections, wanted=None: (on_batch(
         [("prediction", {"UUID": "bad"}), ("prediction", {"UUID": "good"}), ("rejection", {"uuid": "r"})]),
         done.set()))
     delivered = []
@@ -187,7 +223,7 @@ def test_a_prediction_reaches_its_room_through_a_batch():
     socket = socketio.test_client(app)
     uuid = socket.emit("predict", VALID, callback=True)["uuid"]
     bridge = KafkaBridge(parts.of(app).settings, producer=object(), threads=InlineThreads())
-    bridge.consume_responses = lambda on_batch, rejections: on_batch([("prediction", prediction_for(uuid))])
+    bridge.consume_responses = lambda on_batch, rejections, wanted=None: on_batch([("prediction", prediction_for(uuid))])
     delivered = []
     bridge.start_consumer(lambda p: delivered.append(deliver_prediction(app, p)))
     assert delivered == [True]
