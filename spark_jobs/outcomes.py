@@ -163,7 +163,7 @@ def start_scored_archive(spark: SparkSession, s: Settings, checkpoint: str):
     """``archive-scored``: the scored topic -> parquet under FD_SCORED_ARCHIVE_PATH, one
     directory per flight date; a scored record produced twice (a replayed batch) is dropped by
     UUID within FD_ARCHIVE_DEDUP_WINDOW of when it was scored."""
-    records = scored_records(kafka_stream(spark, s, s.scored_topic))
+    records = scored_records(kafka_stream(spark, s, s.scored_topic, max_offsets=s.archive_max_offsets_per_trigger))
     return (parquet.stream_writer(records, s, path=parquet.scored_url(s), time_column="scored_at")
             .queryName("archive-scored").option("checkpointLocation", checkpoint)
             .trigger(processingTime=s.archive_trigger).start())

@@ -35,14 +35,17 @@ def checkpoint_dir(s: Settings, query: str) -> str:
     return str(s.checkpoints / query)
 
 
-def kafka_stream(spark: SparkSession, s: Settings, topic: str, *, limit: bool = True) -> DataFrame:
+def kafka_stream(spark: SparkSession, s: Settings, topic: str, *, limit: bool = True,
+                 max_offsets: int | None = None) -> DataFrame:
+    """The records of ``topic``; with ``limit``, at most ``max_offsets`` (default
+    FD_MAX_OFFSETS_PER_TRIGGER) per micro-batch, so a backlog is taken in bounded batches."""
     reader = (spark.readStream.format("kafka").options(**kafka.spark_options(s))
               .option("subscribe", topic)
               .option("startingOffsets", s.starting_offsets)
               # Retention or a recreated topic must not stop the job; the gap is logged by Spark.
               .option("failOnDataLoss", "false"))
     if limit:
-        reader = reader.option("maxOffsetsPerTrigger", str(s.max_offsets_per_trigger))
+        reader = reader.option("maxOffsetsPerTrigger", str(max_offsets or s.max_offsets_per_trigger))
     return reader.load()
 
 
@@ -124,7 +127,8 @@ def start_store(spark: SparkSession, s: Settings, name: str, writer, stop,
 def start_archive(spark: SparkSession, s: Settings):
     """The parquet archive (flightdelay.stores.parquet): the file sink's commit log makes each
     batch exactly-once; FD_ARCHIVE_TRIGGER sets how often files are written."""
-    predictions = (parse_predictions(kafka_stream(spark, s, s.response_topic))
+    predictions = (parse_predictions(kafka_stream(spark, s, s.response_topic,
+                                                  max_offsets=s.archive_max_offsets_per_trigger))
                    .where(F.col("complete")).drop("complete", *SOURCE_COLUMNS))
     return (parquet.stream_writer(predictions, s).queryName("archive-hdfs")
             .option("checkpointLocation", checkpoint_dir(s, "archive-hdfs"))
