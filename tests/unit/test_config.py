@@ -72,3 +72,17 @@ def test_a_submission_outlasts_a_broker_failover():
     moved 11.9-13.4 s after the kill). A shorter wait turned that failover into a user's 503."""
     s = load_settings(environ={})
     assert s.webapp_publish_timeout_s >= s.kafka_session_timeout_ms / 1000 + 15
+
+
+def trigger_seconds(trigger: str) -> float:
+    number, unit = trigger.split()
+    return float(number) * {"second": 1, "seconds": 1, "minute": 60, "minutes": 60}[unit]
+
+
+def test_the_parquet_archive_takes_per_second_at_least_what_the_store_queries_take():
+    # Its trigger is twelve times longer: with the store queries' batch limit it archived 833/s
+    # at most, and at 1,000/s sustained its backlog grew for as long as the load lasted.
+    s = load_settings(environ={})
+    archive_rate = s.archive_max_offsets_per_trigger / trigger_seconds(s.archive_trigger)
+    store_rate = s.max_offsets_per_trigger / trigger_seconds(s.store_trigger)
+    assert archive_rate >= store_rate >= 1000
