@@ -58,14 +58,18 @@ def platform_rss(s: Settings) -> dict[str, float]:
 
 
 # -- the run -----------------------------------------------------------------------------------
-def archive_lag(s: Settings) -> str:
+ARCHIVE_QUERIES = ("archive-mongo", "archive-cassandra", "archive-hdfs")
+
+
+def archive_backlog(s: Settings) -> dict[str, int | None]:
+    """Records still to archive per store query, from the job's status (None: not known)."""
     status = job_status.read(s)
     queries = status.queries if status else {}
+    return {q: queries[q].backlog if q in queries else None for q in ARCHIVE_QUERIES}
 
-    def backlog(q: str):
-        return queries[q].backlog if q in queries and queries[q].backlog is not None else "?"
-    return ", ".join(f"{q.removeprefix('archive-')} backlog {backlog(q)}"
-                     for q in ("archive-mongo", "archive-cassandra", "archive-hdfs"))
+
+def describe_backlog(backlog: dict[str, int | None]) -> str:
+    return ", ".join(f"{q.removeprefix('archive-')} backlog {'?' if n is None else n}" for q, n in backlog.items())
 
 
 def run(s: Settings, args) -> dict:
@@ -88,11 +92,11 @@ def run(s: Settings, args) -> dict:
         while time.monotonic() < end:
             load.run_for(min(began + (minute + 1) * 60, end) - time.monotonic())
             minute += 1
-            rss = platform_rss(s)
-            samples.append({"minute": round((time.monotonic() - began) / 60, 1), "rss_mb": rss})
+            rss, backlog = platform_rss(s), archive_backlog(s)
+            samples.append({"minute": round((time.monotonic() - began) / 60, 1), "rss_mb": rss, "backlog": backlog})
             answered = topics.answered(list(load.snapshot()))
             say(f"minute {minute}: sent {load.sent}, accepted {len(load.accepted)}, answered {answered}, "
-                f"not accepted {load.failed}; {archive_lag(s)}; total RSS {sum(rss.values()):.0f} MB")
+                f"not accepted {load.failed}; {describe_backlog(backlog)}; total RSS {sum(rss.values()):.0f} MB")
         timed_s = time.monotonic() - began
         sent_timed = load.sent - sent_at_start
     finally:

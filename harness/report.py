@@ -228,8 +228,22 @@ def soak(r: dict) -> list[str]:
             "stopped.", "",
             *table(["output", "found", "lost", "duplicated"],
                    [[name, o["found"], o["lost"], o["duplicated"]] for name, o in outputs.items()]), "",
+            *backlog_over_time(r.get("rss_samples", [])),
             "Resident memory (RSS) of each platform process over the timed part, MB:", "",
             *table(["process", "start", "end", "growth"], [[n, m["start"], m["end"], m["growth"]] for n, m in rss])]
+
+
+def backlog_over_time(samples: list[dict]) -> list[str]:
+    """Records still to archive per store query at each minute (records made before the soak
+    kept it have none)."""
+    minutes = [s for s in samples if s.get("backlog")]
+    if not minutes:
+        return []
+    queries = list(minutes[0]["backlog"])
+    return ["Records still to archive at each minute of the timed part, per store query (a backlog "
+            "that grows from minute to minute is a store that does not keep up):", "",
+            *table(["minute", *queries], [[s["minute"], *(s["backlog"].get(q) for q in queries)] for s in minutes]),
+            ""]
 
 
 def stage(key: str) -> str:

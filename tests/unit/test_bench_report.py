@@ -119,3 +119,22 @@ def test_a_bench_without_a_layout_of_its_own_still_gets_a_block():
     text = report.block({"bench": "new", "command": "python -m bench.new", "finished_at": "2026-12-06T10:00:00Z",
                          "commit": "abc", "machine": {"cpu": "AMD EPYC", "cores": 2}, "p50_ms": 7.5})
     assert text.startswith("### `python -m bench.new`") and "| p50_ms | 7.5 |" in text
+
+
+def test_a_soak_shows_the_archive_backlog_at_each_minute():
+    record = {"bench": "soak", "command": "python -m bench.soak", "finished_at": "2026-12-07T22:19:34Z",
+              "commit": "abc", "machine": {"cpu": "Intel Xeon", "cores": 2}, "minutes": 2, "rate_per_s": 1000,
+              "warmup_s": 60, "achieved_rate_per_s": 1000.0, "sent": 180000, "accepted": 180000, "lost": 0,
+              "duplicated_in_stores": 0, "duplicate_responses": 0, "settled_after_s": 30.5,
+              "outputs": {"responses": {"found": 180000, "lost": 0, "duplicated": 0}},
+              "rss_mb": {"kafka": {"start": 600, "end": 610, "growth": 10}},
+              "rss_samples": [{"minute": 0, "rss_mb": {"kafka": 600}},
+                              {"minute": 1.0, "rss_mb": {"kafka": 605},
+                               "backlog": {"archive-mongo": 0, "archive-cassandra": 2575, "archive-hdfs": 55681}},
+                              {"minute": 2.0, "rss_mb": {"kafka": 610},
+                               "backlog": {"archive-mongo": 69981, "archive-cassandra": None, "archive-hdfs": 0}}]}
+    text = report.block(record)
+    assert "| minute | archive-mongo | archive-cassandra | archive-hdfs |" in text
+    assert "| 1 | 0 | 2,575 | 55,681 |" in text and "| 2 | 69,981 | – | 0 |" in text
+    older = dict(record, rss_samples=[{"minute": 1.0, "rss_mb": {"kafka": 605}}])  # recorded before the backlog was
+    assert "archive-mongo" not in report.block(older)
