@@ -65,7 +65,7 @@ class ResultStore:
     def knows(self, uuid: str) -> bool:
         """Whether this process produced ``uuid`` (pending, answered or rejected, while kept)."""
         with self._lock:
-            return uuid in self._pending or uuid in self._results or uuid in self._rejected
+            return self.may_know(uuid)
 
     def may_know(self, uuid: str) -> bool:
         """``knows`` without the lock, for the Kafka consumer's thread to pass over answers nobody

@@ -169,9 +169,9 @@ def test_answers_to_keys_nobody_here_wants_are_passed_over_undecoded():
         asked.append(uuid)
         return uuid == mine
 
-    batch = [Message(s.response_topic, b"not json: never decoded", key=theirs.encode()),
+    batch = [Message(s.response_topic, b'{"UUID": "%s"}' % theirs.encode(), key=theirs.encode()),
              Message(s.response_topic, b'{"UUID": "%s"}' % mine.encode(), key=mine.encode()),
-             Message(s.dlq_topic, b"not json either", key=theirs.encode()),
+             Message(s.dlq_topic, b'{"reason": "not mine"}', key=theirs.encode()),
              Message(s.dlq_topic, b'{"reason": "unknown route"}', key=mine.encode()),
              Message(s.response_topic, b'{"UUID": "unkeyed"}', key=None)]  # no key: nothing to judge it by
     consumer = BatchConsumer(bridge, [batch])
