@@ -189,6 +189,10 @@ class Settings:
     outcome_window_s: int = _setting(60, "length of the wall-time windows of the live metrics (seconds)")
     outcome_cache_partitions: int = _setting(20000, "route-days whose outcome reports the join keeps in memory "
                                                     "(least recently used beyond)")
+    answer_path_nice: int = _setting(-10, "CPU niceness of the predict query's task threads (and the Kafka producer "
+                                           "thread they start) inside the job's JVM, relative to its store queries' "
+                                           "tasks at the JVM's own: a request is answered first, archived after "
+                                           "(flightdelay/jvm/AnswerPathPriority.java; needs root; 0: all equal)")
     store_nice: int = _setting(10, "CPU niceness of the stores (Cassandra, FerretDB, HDFS) and the job's "
                                    "store writers: on one shared machine the answer path gets the CPU first; 0: equal")
 

@@ -62,9 +62,9 @@ def compiled_forest(s: Settings, pipeline_dir: Path, pipeline):
     if s.predict_engine != "compiled":
         return None
     from flightdelay.compiled_forest import NotCompilable, compile_saved_pipeline
-    from flightdelay.spark import forest_udf_jar
+    from flightdelay.spark import jvm_jar
 
-    if forest_udf_jar(s) is None:
+    if jvm_jar(s) is None:
         return None
     try:
         return compile_saved_pipeline(pipeline_dir, pipeline)

@@ -24,17 +24,23 @@ def kafka_connector_jars(s: Settings) -> list[str]:
     return sorted(str(p) for p in lib.glob("*.jar"))
 
 
-FOREST_UDF_SOURCE = REPO_ROOT / "flightdelay" / "jvm" / "FlatForest.java"
+JVM_SOURCES = REPO_ROOT / "flightdelay" / "jvm"
+# Spark's jars the sources compile against: the UDF interface, the plugin API, slf4j, Scala.
+JVM_CLASSPATH = ("spark-sql-api_*.jar", "spark-core_*.jar", "spark-common-utils_*.jar", "scala-library-*.jar",
+                 "slf4j-api-*.jar")
+ANSWER_PATH_PLUGIN = "flightdelay.jvm.AnswerPathPriority"
 
 
-def forest_udf_jar(s: Settings) -> Path | None:
-    """The compiled-forest UDF (flightdelay/compiled_forest.py) as a jar in the cache, built
-    with the JDK's javac against pyspark's own jars the first time this source is seen. None
-    (and MLlib serves) when no javac is there."""
+def jvm_jar(s: Settings) -> Path | None:
+    """The project's JVM classes (flightdelay/jvm: the compiled-forest UDF of
+    flightdelay/compiled_forest.py, the answer path's priority plugin) as a jar in the cache,
+    built with the JDK's javac against pyspark's own jars the first time these sources are seen.
+    None (and MLlib serves, every task at one priority) when no javac is there."""
     import pyspark
 
-    source = FOREST_UDF_SOURCE.read_bytes()
-    jar = s.cache / "forest-udf" / f"flat-forest-{hashlib.sha256(source).hexdigest()[:12]}.jar"
+    sources = sorted(JVM_SOURCES.glob("*.java"))
+    digest = hashlib.sha256(b"".join(p.name.encode() + p.read_bytes() for p in sources)).hexdigest()[:12]
+    jar = s.cache / "jvm" / f"flightdelay-jvm-{digest}.jar"
     if jar.exists():
         return jar
     javac = Path(s.java17_home) / "bin" / "javac"
@@ -42,11 +48,13 @@ def forest_udf_jar(s: Settings) -> Path | None:
         log.warning("no javac at %s: the compiled forest is unavailable, MLlib will serve", javac)
         return None
     spark_jars = Path(pyspark.__file__).parent / "jars"
-    classpath = [str(p) for pattern in ("spark-sql-api_*.jar", "scala-library-*.jar") for p in spark_jars.glob(pattern)]
+    classpath = [str(p) for pattern in JVM_CLASSPATH for p in spark_jars.glob(pattern)]
     jar.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=jar.parent) as build:
-        subprocess.run([str(javac), "--release", "17", "-nowarn", "-cp", os.pathsep.join(classpath),
-                        "-d", build, str(FOREST_UDF_SOURCE)], check=True, capture_output=True, text=True)
+        built = subprocess.run([str(javac), "--release", "17", "-nowarn", "-cp", os.pathsep.join(classpath),
+                                "-d", build, *map(str, sources)], capture_output=True, text=True)
+        if built.returncode:
+            raise RuntimeError(f"javac could not build {JVM_SOURCES}: {built.stderr.strip()[-2000:]}")
         partial = Path(build) / jar.name
         with zipfile.ZipFile(partial, "w") as out:
             for cls in Path(build).rglob("*.class"):
@@ -54,6 +62,20 @@ def forest_udf_jar(s: Settings) -> Path | None:
         partial.replace(jar)  # atomic: a concurrent builder sees no half-written jar
     log.info("built %s", jar)
     return jar
+
+
+def answer_path_conf(s: Settings, jar: Path | None, queries: tuple[str, ...]) -> dict[str, str]:
+    """The plugin raising the task threads of ``queries`` above the JVM's other threads (the
+    store queries') by FD_ANSWER_PATH_NICE; none for 0, no query or no jar. Raising needs
+    root: otherwise the kernel would refuse, said once here."""
+    if not s.answer_path_nice or not queries or jar is None:
+        return {}
+    if s.answer_path_nice < 0 and os.geteuid() != 0:
+        log.warning("FD_ANSWER_PATH_NICE=%d needs root (or RLIMIT_NICE): the predict query's tasks will "
+                    "run at the job's niceness, as the store queries'", s.answer_path_nice)
+        return {}
+    return {"spark.plugins": ANSWER_PATH_PLUGIN, "spark.flightdelay.answerPathQueries": ",".join(queries),
+            "spark.flightdelay.answerPathNice": str(s.answer_path_nice)}
 
 
 QUICK_JIT = "-XX:TieredStopAtLevel=1"
@@ -72,7 +94,7 @@ def cluster_conf(s: Settings) -> dict[str, str]:
 
 
 def get_spark(s: Settings, app_name: str, *, ui: bool = False, long_running: bool = False,
-              extra: dict[str, str] | None = None):
+              answer_path: tuple[str, ...] = (), extra: dict[str, str] | None = None):
     """Return the process's SparkSession, creating it with the project's configuration.
 
     ``spark.jars`` is only read when the first SparkContext of a process starts, so every
@@ -81,6 +103,8 @@ def get_spark(s: Settings, app_name: str, *, ui: bool = False, long_running: boo
     Short-lived sessions (tests, training) stop the JIT at its first tier: they start faster
     and use less CPU compiling. A ``long_running`` service (the streaming job) gets the full
     optimising compiler, which after its warm-up makes the hot path several times faster.
+    The tasks of the ``answer_path`` queries (the streaming job's predict query and its warm-up)
+    run at a lower niceness than the rest of the JVM (``answer_path_conf``).
     """
     from pyspark.sql import SparkSession
 
@@ -113,8 +137,9 @@ def get_spark(s: Settings, app_name: str, *, ui: bool = False, long_running: boo
     if s.spark_master_url.startswith("spark://"):
         conf.update(cluster_conf(s))
     jars = kafka_connector_jars(s)
-    forest_jar = forest_udf_jar(s) if s.predict_engine == "compiled" else None
-    jars += [str(forest_jar)] if forest_jar else []
+    project_jar = jvm_jar(s) if s.predict_engine == "compiled" or answer_path else None
+    jars += [str(project_jar)] if project_jar else []
+    conf.update(answer_path_conf(s, project_jar, answer_path))
     if jars:
         # Local paths: on a cluster the driver serves them to every executor, which adds them
         # to its classpath (no executor needs the cache, nor Ivy, nor the network).

@@ -77,6 +77,14 @@ class JobProcess:
         parquet.hdfs_client(self.settings).delete(self.settings.scored_archive_path, recursive=True)
         delete_topics(self.settings, self.settings.platform_topics)
 
+    def jvm_threads(self) -> list[tuple[str, int]]:
+        """(name as the kernel has it, at most 15 characters; niceness) of each thread of the
+        job's JVM, the Java child of its Python driver."""
+        import psutil
+
+        jvm = next(c for c in psutil.Process(self.proc.pid).children(recursive=True) if c.name() == "java")
+        return [thread_name_and_niceness(jvm.pid, t.id) for t in jvm.threads()]
+
     def kill9(self) -> None:
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(30)
@@ -88,3 +96,10 @@ class JobProcess:
                 self.proc.wait(90)
             except subprocess.TimeoutExpired:
                 self.kill9()
+
+
+def thread_name_and_niceness(pid: int, tid: int) -> tuple[str, int]:
+    """A thread's name and niceness from /proc (the niceness is the 19th field of stat)."""
+    stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+    name = stat[stat.index("(") + 1:stat.rindex(")")]
+    return name, int(stat[stat.rindex(")") + 2:].split()[16])

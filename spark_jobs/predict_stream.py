@@ -40,6 +40,8 @@ import signal
 
 from flightdelay.config import load_settings
 from flightdelay.spark import get_spark
+from spark_jobs import warmup
+from spark_jobs.queries import PREDICT_QUERY
 from spark_jobs.supervisor import PredictionJob, install_progress_logging, lower_store_writer_priority
 
 log = logging.getLogger("spark_jobs.predict_stream")
@@ -50,7 +52,8 @@ def main() -> int:
     logging.getLogger("py4j").setLevel(logging.WARNING)
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack to the log
     s = load_settings()
-    spark = get_spark(s, "flight-delay-predict-stream", ui=True, long_running=True, extra={
+    spark = get_spark(s, "flight-delay-predict-stream", ui=True, long_running=True,
+                      answer_path=(PREDICT_QUERY, warmup.QUERY_NAME), extra={
         "spark.sql.streaming.stateStore.providerClass":
             "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
     })

@@ -31,6 +31,9 @@ from spark_jobs.transform import SOURCE_COLUMNS, parse_predictions, score
 log = logging.getLogger(__name__)
 
 
+PREDICT_QUERY = "predict"
+
+
 def checkpoint_dir(s: Settings, query: str) -> str:
     return str(s.checkpoints / query)
 
@@ -50,7 +53,7 @@ def kafka_stream(spark: SparkSession, s: Settings, topic: str, *, limit: bool = 
 
 
 def start_predict(spark: SparkSession, s: Settings, served: ServedModel, shadow: ShadowModel | None = None,
-                  answered: dict[int, Answered] | None = None, *, name: str = "predict", checkpoint: str | None = None):
+                  answered: dict[int, Answered] | None = None, *, name: str = PREDICT_QUERY, checkpoint: str | None = None):
     """The predict query: answers from ``served``; with ``shadow``, the same requests scored by
     the shadow model too, to the shadow topic (spark_jobs.transform.shadow_rows). Requests at or
     before ``answered`` (spark_jobs.frontier) were answered before a restart and are skipped.

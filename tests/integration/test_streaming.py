@@ -102,6 +102,11 @@ def test_requests_become_predictions_in_every_store_and_bad_ones_dead_letters(jo
     responses = responses_by_uuid(collect(s, s.response_topic,
                                           until=lambda ms: {m.key().decode() for m in ms} >= uuids))
     assert set(responses) == uuids  # no response for any bad message
+    # The predict query's task threads, and the Kafka producer thread they started, run at
+    # FD_ANSWER_PATH_NICE inside the JVM; the store queries' threads at the JVM's niceness.
+    raised = {name for name, nice in job.jvm_threads() if nice == s.answer_path_nice}
+    assert s.answer_path_nice < 0 and {"Executor task l", "kafka-producer-"} <= raised, raised
+    assert not any(name.startswith(("stream execut", "spark-listener")) for name in raised), raised
     expected = expected_predictions(spark, requests)
     for uuid, answers in responses.items():
         for answer in answers:
