@@ -66,9 +66,11 @@ def jvm_jar(s: Settings) -> Path | None:
 
 def answer_path_conf(s: Settings, jar: Path | None, queries: tuple[str, ...]) -> dict[str, str]:
     """The plugin raising the task threads of ``queries`` above the JVM's other threads (the
-    store queries') by FD_ANSWER_PATH_NICE; none for 0, no query or no jar. Raising needs
-    root: otherwise the kernel would refuse, said once here."""
-    if not s.answer_path_nice or not queries or jar is None:
+    store queries') by FD_ANSWER_PATH_NICE; none for 0, no query or no jar, and none on a
+    standalone cluster (FD_SPARK_CLUSTER=1), whose executors load plugins before the job's
+    jars and have cores of their own. Raising needs root: otherwise the kernel would refuse,
+    said once here."""
+    if not s.answer_path_nice or not queries or jar is None or not s.spark_master_url.startswith("local"):
         return {}
     if s.answer_path_nice < 0 and os.geteuid() != 0:
         log.warning("FD_ANSWER_PATH_NICE=%d needs root (or RLIMIT_NICE): the predict query's tasks will "

@@ -27,6 +27,10 @@ def test_no_plugin_when_turned_off_without_queries_or_without_the_jar(as_root, n
     assert answer_path_conf(Settings(answer_path_nice=nice), jar, queries) == {}
 
 
+def test_no_plugin_on_a_standalone_cluster(as_root):
+    assert answer_path_conf(Settings(spark_cluster=True), JAR, ("predict",)) == {}
+
+
 def test_without_root_a_raise_is_not_asked_for_and_the_log_says_why(monkeypatch, caplog):
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     assert answer_path_conf(Settings(answer_path_nice=-10), JAR, ("predict",)) == {}
